@@ -1,0 +1,189 @@
+"""The command line: ``python -m actviz layers|export``.
+
+Every mistake a user can make ends with exit status 2 and one line on stderr
+starting with ``error:``; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from .errors import ActvizError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as for every other mistake
+        self.exit(EXIT_USAGE, f"error: {message} (see 'python -m actviz {self.prog.split()[-1]} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .images import PREPROCESSING
+    from .render import CONTRASTS
+
+    parser = _Parser(prog="python -m actviz", description="See what a trained Keras convolutional network sees.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def model_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--model", help="a .keras or .h5 model file (default: the bundled demo model)")
+        sub.add_argument("--trust-model", action="store_true", help="load a file you trust without the safety checks (it may run code)")
+
+    layers = commands.add_parser("layers", help="list the model's layers and which can be shown")
+    model_options(layers)
+
+    export = commands.add_parser("export", help="write feature-map grids, statistics and activations for images")
+    model_options(export)
+    export.add_argument("--image", nargs="+", required=True, help="one or more image files")
+    export.add_argument("--out", required=True, help="folder to write into (created if needed)")
+    export.add_argument("--layers", nargs="+", help="layer names or numbers (default: convolution and pooling layers); 'all' for every layer with an image-like output")
+    export.add_argument("--per-row", type=int, default=16, help="channels per grid row (default 16, as in the notebook)")
+    export.add_argument("--cmap", default="viridis", help="matplotlib colour map (default viridis)")
+    export.add_argument("--contrast", choices=sorted(CONTRASTS), default="channel", help="stretch each channel on its own (default) or share one scale across the layer")
+    export.add_argument("--gap", type=int, default=1, help="pixels between tiles (default 1; 0 for none)")
+    export.add_argument("--preprocess", choices=["auto", *PREPROCESSING], default="auto", help="pixel scaling (default auto: /255 unless the model rescales itself)")
+    export.add_argument("--npz", action="store_true", help="also write the raw activations as activations.npz")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {"layers": run_layers, "export": run_export}[args.command](args)
+    except ActvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, not a traceback
+        print(f"error: unexpected failure ({type(exc).__name__}: {exc}); this is a bug in actviz, please report it", file=sys.stderr)
+        return 1
+
+
+def _import_keras_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 muted: its C++ start-up lines are not ours to print."""
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _open(args: argparse.Namespace):
+    from .pipeline import open_model
+
+    _import_keras_quietly()
+
+    return open_model(args.model, trust=args.trust_model)
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    opened = _open(args)
+    probe = opened.probe
+    print(f"model: {opened.name}  input: {_shape(probe.input_shape)}")
+    print(f"{'#':>4}  {'layer':<44} {'type':<24} {'output shape':<18} {'params':>10}  shown")
+    for info in probe.table:
+        shown = "default" if info.default_view else ("yes" if info.spatial else "no")
+        name = "  " * info.depth + info.name
+        print(f"{info.index:>4}  {name:<44} {info.type:<24} {_shape(info.output_shape):<18} {info.params:>10,}  {shown}")
+    for note in opened.loaded.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .images import open_image
+    from .pipeline import choose_preprocessing, class_probabilities, prepare
+    from .render import feature_grid, palette, save_png
+    from .stats import STATS_COLUMNS, layer_stats
+
+    if args.per_row < 1:
+        raise ActvizError(f"--per-row must be at least 1 (got {args.per_row}).")
+    if not 0 <= args.gap <= 16:
+        raise ActvizError(f"--gap must be between 0 and 16 pixels (got {args.gap}).")
+    try:
+        palette(args.cmap)
+    except ValueError as exc:
+        raise ActvizError(f"{exc} Try viridis, magma, gray or another matplotlib colour map.") from None
+    images = [(Path(path), open_image(path)) for path in args.image]  # all checked before any work
+    opened = _open(args)
+    probe = opened.probe
+    layers = _select_layers(probe, args.layers)
+    method, note = choose_preprocessing(probe, args.preprocess)
+    print(note)
+    out = Path(args.out)
+    folders = _image_folders(out, [path for path, _ in images])
+    for (path, image), folder in zip(images, folders):
+        folder.mkdir(parents=True, exist_ok=True)
+        _, batch = prepare(probe, image, method)
+        result = probe.run(batch, [info.name for info in layers])
+        best, probability = class_probabilities(result.predictions[0], opened.class_names)[0]
+        rows = []
+        for info in layers:
+            activation = result.maps[info.name]
+            grid = feature_grid(activation, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, gap=args.gap)
+            save_png(grid, folder / f"{info.index:03d}_{_file_name(info.name)}.png")
+            rows.append(layer_stats(info.name, activation).row())
+        with open(folder / "stats.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=STATS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        if args.npz:
+            np.savez_compressed(folder / "activations.npz", **{info.name: result.maps[info.name] for info in layers})
+        print(f"{path.name}: predicted {best} ({probability:.1%}); {len(layers)} grids written to {folder}")
+    return 0
+
+
+def _select_layers(probe, requested: Sequence[str] | None) -> list:
+    if not requested:
+        return probe.default_layers
+    if requested == ["all"]:
+        return probe.spatial_layers
+    chosen = []
+    for key in requested:
+        info = probe.layer(key)
+        if info not in chosen:
+            chosen.append(info)
+    return sorted(chosen, key=lambda info: info.index)
+
+
+def _image_folders(out: Path, paths: list[Path]) -> list[Path]:
+    """One image: the output folder itself; several: a subfolder per image, named after it."""
+    if len(paths) == 1:
+        return [out]
+    folders, used = [], set()
+    for path in paths:
+        stem = _file_name(path.stem) or "image"
+        name, count = stem, 2
+        while name in used:
+            name, count = f"{stem}_{count}", count + 1
+        used.add(name)
+        folders.append(out / name)
+    return folders
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace("/", "__")).strip("._")
+
+
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")" if shape else "-"

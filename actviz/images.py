@@ -1,0 +1,185 @@
+"""Read any image Pillow understands and turn it into what a model expects.
+
+``open_image`` reads bytes or a path into an upright, fully decoded Pillow
+image, refusing broken files and decompression bombs before they are decoded.
+``fit_image`` resizes and converts colour to the model's input; ``preprocess``
+scales the pixel values the way the model was trained.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+ImageSource = Union[bytes, str, Path]
+
+#: Largest image decoded, in pixels (a 8000x6000 photo fits; a 30000x30000 bomb does not).
+MAX_PIXELS = 50_000_000
+#: For a model that accepts any input size, the image's longest side is capped at this.
+MAX_DYNAMIC_SIDE = 512
+#: Largest ratio between the long and the short side of an image.
+MAX_ASPECT = 50
+
+#: Pixel scalings a user can pick, with the words shown for each.
+PREPROCESSING = {
+    "rescale": "pixels divided by 255, to 0..1 (as in the original notebook)",
+    "none": "raw pixel values 0..255 (the model scales them itself)",
+    "tf": "pixels scaled to -1..1 (MobileNet, Inception, Xception)",
+    "caffe": "BGR order, ImageNet mean subtracted (VGG16, ResNet50)",
+    "torch": "ImageNet mean and standard deviation (DenseNet, EfficientNet in PyTorch style)",
+}
+
+_IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], dtype=np.float32)
+_TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_TORCH_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode an image file, upright, first frame only, as RGB or L.
+
+    Transparency is flattened onto white; 16-bit and floating-point greyscale
+    are scaled to 8 bits. The pixel count is checked from the header, before
+    any pixel is decoded, so a decompression bomb costs no memory.
+    """
+    data = _read_bytes(source)
+    if not data:
+        raise ImageError("The image file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            _check_size(img.size, max_pixels)
+            img.seek(0)  # animated GIF / WebP / multi-page TIFF: the first frame
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(
+            "This file is not an image actviz can read. Use a JPEG, PNG, GIF, WebP, BMP or TIFF file."
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"The image is too large to open safely (more than {max_pixels:,} pixels)."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"The image file is damaged or incomplete and cannot be decoded ({exc}).") from None
+    return _to_rgb_or_l(img)
+
+
+def _read_bytes(source: ImageSource) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    path = Path(source)
+    if not path.is_file():
+        raise ImageError(f"There is no image file at '{path}'.")
+    return path.read_bytes()
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageError("The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"The image is {width} x {height} pixels, too large to open safely "
+            f"(the limit is {max_pixels:,} pixels). Use a smaller copy of it."
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(
+            f"The image is {width} x {height} pixels: a strip this thin cannot be shown to the model. "
+            f"Its long side may be at most {MAX_ASPECT} times its short side."
+        )
+
+
+def _to_rgb_or_l(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB or L, flattening transparency onto white."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(img, dtype=np.float32)
+        top = float(values.max()) if values.size else 0.0
+        if top > 255:
+            values = values * (255.0 / (65535.0 if top <= 65535 else top))
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode == "1":
+        return img.convert("L")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, P without transparency
+
+
+def target_size(
+    image_size: tuple[int, int], input_hw: tuple[int | None, int | None], *, max_side: int = MAX_DYNAMIC_SIDE
+) -> tuple[int, int]:
+    """The (height, width) an image is resized to for a model input of ``input_hw``.
+
+    Fixed dimensions are kept; a dynamic (None) dimension follows the image's
+    own aspect ratio, with the longest side capped at ``max_side``.
+    """
+    width, height = image_size
+    want_h, want_w = input_hw
+    if want_h and want_w:
+        return int(want_h), int(want_w)
+    if want_h:
+        return int(want_h), max(1, round(width * want_h / height))
+    if want_w:
+        return max(1, round(height * want_w / width)), int(want_w)
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fit_image(img: Image.Image, input_shape: tuple, *, max_side: int = MAX_DYNAMIC_SIDE) -> np.ndarray:
+    """The image as the model sees it: uint8 (H, W, C), C being 1 or 3 as the model expects.
+
+    ``input_shape`` is the model's (H, W, C) without the batch axis; H and W may be None.
+    """
+    height, width, channels = input_shape
+    if channels not in (1, 3):
+        raise ImageError(
+            f"The model expects images with {channels} colour channels; actviz can feed it "
+            "greyscale (1 channel) or colour (3 channels) images only."
+        )
+    mode = "L" if channels == 1 else "RGB"
+    out_h, out_w = target_size(img.size, (height, width), max_side=max_side)
+    fitted = img.convert(mode)
+    if fitted.size != (out_w, out_h):
+        fitted = fitted.resize((out_w, out_h), Image.Resampling.BILINEAR)
+    pixels = np.asarray(fitted, dtype=np.uint8)
+    return pixels.reshape(out_h, out_w, channels)
+
+
+def preprocess(pixels: np.ndarray, method: str) -> np.ndarray:
+    """Scale uint8 pixels (H, W, C) into the model's input range: float32 (1, H, W, C).
+
+    ``method`` is one of ``PREPROCESSING``. The input array is not modified.
+    """
+    if method not in PREPROCESSING:
+        choices = ", ".join(PREPROCESSING)
+        raise ImageError(f"Unknown preprocessing '{method}'. Choose one of: {choices}.")
+    x = pixels.astype(np.float32)[np.newaxis]
+    channels = x.shape[-1]
+    if method == "rescale":
+        x /= 255.0
+    elif method == "tf":
+        x = x / 127.5 - 1.0
+    elif method == "caffe":
+        if channels == 3:
+            x = x[..., ::-1] - _IMAGENET_MEAN_RGB[::-1]
+        else:
+            x = x - _IMAGENET_MEAN_RGB.mean()
+    elif method == "torch":
+        mean, std = (_TORCH_MEAN, _TORCH_STD) if channels == 3 else (_TORCH_MEAN.mean(), _TORCH_STD.mean())
+        x = (x / 255.0 - mean) / std
+    return np.ascontiguousarray(x, dtype=np.float32)

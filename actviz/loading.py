@@ -1,0 +1,305 @@
+"""Open a Keras model file safely: scan it, load it, and read old Keras 2 files.
+
+A model file from a stranger can carry code. ``scan_model_file`` reads the
+model's configuration *without* deserialising anything and refuses layers that
+run Python code, classes from outside Keras, archive entries that escape their
+folder and HDF5 links to other files. Only then does ``load_model`` hand the
+file to Keras, in safe mode. Keras 2 ``.h5`` files whose nested models Keras 3
+cannot rebuild are reassembled here from their stored configuration, with the
+weights matched by layer and variable name (see ``legacy``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+from .errors import ModelFileError, UnsafeModelError
+
+ModelSource = Union[bytes, str, Path]
+
+#: Largest model accepted: declared weights and uncompressed archive contents, in bytes.
+MAX_MODEL_BYTES = 2 * 1024**3
+#: Largest configuration (config.json or the HDF5 model_config attribute), in bytes.
+MAX_CONFIG_BYTES = 32 * 1024**2
+#: Largest single size in a layer's configuration (units, filters, ...).
+MAX_LAYER_SIZE = 1_000_000
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+#: Layers that carry or load code or files: never loaded from an untrusted file.
+BLOCKED_LAYERS = {
+    "Lambda": "it contains Python code",
+    "TFSMLayer": "it loads a TensorFlow SavedModel from a path",
+    "TorchModuleWrapper": "it contains a pickled PyTorch module",
+    "JaxLayer": "it wraps Python functions",
+    "FlaxLayer": "it wraps Python functions",
+}
+_LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization", "Hashing"}
+_SIZE_KEYS = ("units", "filters", "output_dim", "input_dim", "depth_multiplier", "num_heads", "key_dim")
+_CONTAINERS = {"Functional", "Model", "Sequential"}
+
+
+@dataclass
+class LoadedModel:
+    """A model opened by ``load_model``.
+
+    ``digest`` is the SHA-256 of the file's bytes: a cache key that never collides.
+    ``notes`` are plain-words remarks for the user (e.g. "read as a Keras 2 file").
+    """
+
+    model: Any
+    name: str
+    digest: str
+    notes: list[str] = field(default_factory=list)
+
+
+def file_digest(data: bytes) -> str:
+    """SHA-256 of ``data`` as hex: the identity of a model or image file."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_model(source: ModelSource, *, trust: bool = False, name: str | None = None) -> LoadedModel:
+    """Load a ``.keras`` or ``.h5`` model from bytes or a path, safely unless ``trust``.
+
+    Without ``trust`` the file is scanned first (``scan_model_file``) and Keras
+    loads it in safe mode. With ``trust`` both are skipped: only for files the
+    user made or trusts. Raises ``ModelFileError`` / ``UnsafeModelError``.
+    """
+    data, label = _read_source(source, name)
+    kind = _file_kind(data, label)
+    config = scan_model_file(data, label=label) if not trust else _read_config(data, kind)
+    with tempfile.TemporaryDirectory(prefix="actviz-") as folder:
+        path = os.path.join(folder, "model" + (".keras" if kind == "keras" else ".h5"))
+        with open(path, "wb") as handle:
+            handle.write(data)
+        model, notes = _load_path(path, kind, config, trust=trust)
+    return LoadedModel(model=model, name=label, digest=file_digest(data), notes=notes)
+
+
+def _read_source(source: ModelSource, name: str | None) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), name or "uploaded model"
+    path = Path(source)
+    if path.is_dir():
+        raise ModelFileError(
+            f"'{path}' is a folder. actviz opens Keras model files ending in .keras or .h5; "
+            "a TensorFlow SavedModel folder must first be saved again as .keras."
+        )
+    if not path.is_file():
+        raise ModelFileError(f"There is no model file at '{path}'.")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelFileError(f"The model file is {size / 1e9:.1f} GB, more than actviz opens ({MAX_MODEL_BYTES / 1e9:.1f} GB).")
+    return path.read_bytes(), name or path.name
+
+
+def _file_kind(data: bytes, label: str) -> str:
+    if data.startswith(_ZIP_MAGIC):
+        return "keras"
+    if data.startswith(_HDF5_MAGIC):
+        return "h5"
+    if not data:
+        raise ModelFileError(f"The model file '{label}' is empty.")
+    raise ModelFileError(
+        f"'{label}' is not a Keras model file. actviz opens models saved by Keras as .keras or .h5 files."
+    )
+
+
+# --- the safety scan ---------------------------------------------------------------------
+
+
+def scan_model_file(data: bytes, *, label: str = "model") -> dict:
+    """Check a model file without running any of it; return its configuration.
+
+    Raises ``UnsafeModelError`` naming the refused layer or entry and why.
+    """
+    kind = _file_kind(data, label)
+    if kind == "keras":
+        _check_archive(data)
+    else:
+        _check_hdf5(data)
+    config = _read_config(data, kind)
+    for where, entry in _walk_config(config, "model"):
+        _check_entry(where, entry)
+    return config
+
+
+def _check_archive(data: bytes) -> None:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ModelFileError("The .keras file is damaged: it is not a readable archive.") from None
+    total = 0
+    for info in archive.infolist():
+        member = info.filename
+        if member.startswith(("/", "\\")) or ".." in Path(member.replace("\\", "/")).parts or ":" in member:
+            raise UnsafeModelError(
+                f"The .keras archive contains an entry '{member}' that points outside the archive; "
+                "such files are made to overwrite files on the computer that opens them."
+            )
+        total += info.file_size
+    if total > MAX_MODEL_BYTES:
+        raise UnsafeModelError(
+            f"The .keras archive unpacks to {total / 1e9:.1f} GB, more than actviz opens "
+            f"({MAX_MODEL_BYTES / 1e9:.1f} GB)."
+        )
+    if "config.json" not in archive.namelist():
+        raise ModelFileError("The .keras file has no config.json inside: it was not saved by Keras.")
+    info = archive.getinfo("config.json")
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise UnsafeModelError("The model's configuration inside the .keras file is unreasonably large.")
+
+
+def _check_hdf5(data: bytes) -> None:
+    import h5py
+
+    try:
+        handle = h5py.File(io.BytesIO(data), "r")
+    except OSError:
+        raise ModelFileError("The .h5 file is damaged and cannot be read.") from None
+    with handle:
+        declared = 0
+        for path, link in _hdf5_links(handle):
+            if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
+                kind = "another file" if isinstance(link, h5py.ExternalLink) else "another place in the file"
+                raise UnsafeModelError(f"The .h5 file has an entry '{path}' that links to {kind}; actviz does not follow such links.")
+            item = handle.get(path)
+            if isinstance(item, h5py.Dataset):
+                if item.external:
+                    raise UnsafeModelError(f"The .h5 file stores '{path}' in an outside file; actviz does not read those.")
+                declared += item.size * item.dtype.itemsize
+        if declared > MAX_MODEL_BYTES:
+            raise UnsafeModelError(
+                f"The .h5 file declares {declared / 1e9:.1f} GB of weights, more than actviz opens "
+                f"({MAX_MODEL_BYTES / 1e9:.1f} GB)."
+            )
+
+
+def _hdf5_links(group, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    import h5py
+
+    for key in group.keys():
+        link = group.get(key, getlink=True)
+        path = f"{prefix}/{key}"
+        yield path, link
+        if isinstance(link, h5py.HardLink) and isinstance(group[key], h5py.Group):
+            yield from _hdf5_links(group[key], path)
+
+
+def _read_config(data: bytes, kind: str) -> dict:
+    try:
+        if kind == "keras":
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                with archive.open("config.json") as member:
+                    text = member.read(MAX_CONFIG_BYTES + 1)
+        else:
+            import h5py
+
+            with h5py.File(io.BytesIO(data), "r") as handle:
+                text = handle.attrs.get("model_config")
+                if text is None:
+                    raise ModelFileError(
+                        "This .h5 file holds weights only, not a model. Save the whole model "
+                        "(model.save('model.h5') or 'model.keras'), not model.save_weights()."
+                    )
+        if isinstance(text, bytes) and len(text) > MAX_CONFIG_BYTES:
+            raise UnsafeModelError("The model's configuration is unreasonably large.")
+        config = json.loads(text)
+    except ModelFileError:
+        raise
+    except (KeyError, zipfile.BadZipFile, OSError):
+        raise ModelFileError("The model file is damaged: its configuration cannot be read.") from None
+    except (ValueError, TypeError):
+        raise ModelFileError("The model file is damaged: its configuration is not valid.") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ModelFileError("The model file's configuration does not describe a Keras model.")
+    return config
+
+
+
+
+def _walk_config(node: Any, where: str) -> Iterator[tuple[str, dict]]:
+    """Every dict in the configuration that names a class, with a readable location."""
+    if isinstance(node, dict):
+        if "class_name" in node:
+            name = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
+            where = f"{where}/{name}" if name else where
+            yield where, node
+        for value in node.values():
+            yield from _walk_config(value, where)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk_config(value, where)
+
+
+def _check_entry(where: str, entry: dict) -> None:
+    import keras
+
+    class_name = str(entry.get("class_name"))
+    module = entry.get("module")
+    label = f"'{where.removeprefix('model/')}' ({class_name})"
+    if class_name in BLOCKED_LAYERS:
+        raise UnsafeModelError(
+            f"The model contains a {class_name} layer {label}: refused because {BLOCKED_LAYERS[class_name]}, "
+            "which would run when the file is opened. Only open it if you made it yourself (--trust-model)."
+        )
+    if class_name == "__lambda__" or (isinstance(module, str) and not (module == "keras" or module.startswith("keras."))):
+        raise UnsafeModelError(
+            f"The model refers to code from outside Keras at {label}"
+            + (f" (module '{module}')" if module else "")
+            + ": refused, because loading it would run that code. Only open it if you trust its author (--trust-model)."
+        )
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        return
+    if class_name in _LOOKUP_LAYERS and isinstance(config.get("vocabulary"), str):
+        raise UnsafeModelError(f"The layer {label} reads its vocabulary from a file or address; actviz does not open those.")
+    if "layers" in config or "batch_input_shape" in config or "trainable" in config:
+        if class_name not in _CONTAINERS and not hasattr(keras.layers, class_name):
+            raise UnsafeModelError(
+                f"The model uses a layer type {label} that is not part of Keras (a custom layer). "
+                "actviz cannot open it without its code; only if you trust the file, use --trust-model."
+            )
+    for key in _SIZE_KEYS:
+        value = config.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_LAYER_SIZE:
+            raise UnsafeModelError(f"The layer {label} declares {key}={value}, an absurd size; refused to protect memory.")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _load_path(path: str, kind: str, config: dict, *, trust: bool) -> tuple[Any, list[str]]:
+    import keras
+
+    from . import legacy
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not trust), []
+    except Exception as exc:  # Keras raises many types for a file it cannot rebuild
+        first_error = exc
+    if kind == "h5" and legacy.is_keras2_file(path):
+        try:
+            model = legacy.rebuild_keras2_model(path, config)
+        except ModelFileError:
+            raise
+        except Exception as exc:
+            raise ModelFileError(_plain_load_error(exc)) from None
+        return model, ["Read as an older Keras 2 file: the model was rebuilt from its stored layout and weights."]
+    raise ModelFileError(_plain_load_error(first_error)) from None
+
+
+def _plain_load_error(exc: Exception) -> str:
+    detail = " ".join(str(exc).split())
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    return f"Keras could not rebuild the model from this file. The file may be damaged or made by an incompatible program. (Details: {detail})"

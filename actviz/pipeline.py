@@ -1,0 +1,90 @@
+"""The steps every front end takes: open a model, choose preprocessing, prepare an image, name classes.
+
+The command line and the dashboard both go through here, so they show the
+same thing for the same model and image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ActvizError
+from .graph import Probe
+from .images import PREPROCESSING, fit_image, preprocess
+from .loading import LoadedModel, ModelSource, load_model
+
+DEMO_DIR = Path(__file__).parent / "demo"
+DEMO_MODEL = DEMO_DIR / "digits_vgg.keras"
+DEMO_SAMPLES = DEMO_DIR / "samples"
+
+
+@dataclass
+class OpenModel:
+    """A loaded model, ready to look inside: the file, its probe, and class names if known."""
+
+    loaded: LoadedModel
+    probe: Probe
+    class_names: list | None = None
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+
+def open_model(source: ModelSource | None = None, *, trust: bool = False, name: str | None = None) -> OpenModel:
+    """Open a model file (bytes or path; None for the bundled demo) and trace its layers."""
+    if source is None:
+        source, name = DEMO_MODEL, name or "bundled demo: handwritten digits"
+    loaded = load_model(source, trust=trust, name=name)
+    probe = Probe(loaded.model)
+    names = demo_class_names() if source == DEMO_MODEL else None
+    return OpenModel(loaded=loaded, probe=probe, class_names=names)
+
+
+def demo_class_names() -> list:
+    return json.loads((DEMO_DIR / "classes.json").read_text())
+
+
+def demo_samples() -> list[Path]:
+    """The bundled sample images, sorted by name."""
+    return sorted(DEMO_SAMPLES.glob("*.png"))
+
+
+def choose_preprocessing(probe: Probe, requested: str = "auto") -> tuple[str, str]:
+    """The preprocessing to use and a plain-words reason: (method, note)."""
+    if requested != "auto":
+        if requested not in PREPROCESSING:
+            choices = ", ".join(["auto", *PREPROCESSING])
+            raise ActvizError(f"Unknown preprocessing '{requested}'. Choose one of: {choices}.")
+        return requested, f"Preprocessing: {PREPROCESSING[requested]} (chosen by you)."
+    if probe.rescales_inputs:
+        return "none", (
+            "Preprocessing: none. The model starts with its own rescaling layer, so the image is passed "
+            "as raw pixel values 0..255 and is not scaled twice."
+        )
+    return "rescale", f"Preprocessing: {PREPROCESSING['rescale']} (the default)."
+
+
+def prepare(probe: Probe, image: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """An opened Pillow image -> (uint8 (H, W, C) as the model sees it, float32 (1, H, W, C) model input)."""
+    pixels = fit_image(image, probe.input_shape)
+    return pixels, preprocess(pixels, method)
+
+
+def class_probabilities(prediction: np.ndarray, class_names: list | None = None) -> list[tuple[str, float]]:
+    """Name and probability of each class, highest first.
+
+    A single sigmoid output ``p`` is read as two classes: class 0 with ``1 - p``, class 1 with ``p``.
+    """
+    values = np.asarray(prediction, dtype=np.float64).ravel()
+    if values.size == 1:
+        values = np.array([1.0 - values[0], values[0]])
+    names = list(class_names or [])
+    labels = [names[i] if i < len(names) else f"class {i}" for i in range(values.size)]
+    order = np.argsort(-values, kind="stable")
+    return [(labels[i], float(values[i])) for i in order]
