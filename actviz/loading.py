@@ -128,7 +128,8 @@ def scan_model_file(data: bytes, *, label: str = "model") -> dict:
     else:
         _check_hdf5(data)
     config = _read_config(data, kind)
-    for where, entry in _walk_config(config, "model"):
+    _check_entry(str(config.get("class_name")), config)
+    for where, entry in _walk_config(config.get("config"), ""):
         _check_entry(where, entry)
     return config
 
@@ -246,7 +247,7 @@ def _check_entry(where: str, entry: dict) -> None:
 
     class_name = str(entry.get("class_name"))
     module = entry.get("module")
-    label = f"'{where.removeprefix('model/')}' ({class_name})"
+    label = f"'{where.strip('/') or class_name}' ({class_name})"
     if class_name in BLOCKED_LAYERS:
         raise UnsafeModelError(
             f"The model contains a {class_name} layer {label}: refused because {BLOCKED_LAYERS[class_name]}, "

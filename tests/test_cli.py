@@ -1,0 +1,120 @@
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from actviz.cli import main
+from actviz.pipeline import DEMO_MODEL, demo_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def user_vgg16_h5(tmp_path_factory):
+    """The user's architecture as a genuine Keras 2 file: VGG16 (weights=None), 300x300x3,
+    truncated after block5_conv3, GlobalAveragePooling2D, Dense(2, softmax)."""
+    tf_keras = pytest.importorskip("tf_keras")
+    tf_keras.utils.set_random_seed(9)
+    base = tf_keras.applications.VGG16(weights=None, include_top=False, input_shape=(300, 300, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(base.get_layer("block5_conv3").output)
+    model = tf_keras.Model(base.input, tf_keras.layers.Dense(2, activation="softmax")(x))
+    path = tmp_path_factory.mktemp("user") / "vgg16_custom.09-0.9650.h5"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def xray_like(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    pixels = (rng.random((420, 380)) * 60 + np.linspace(40, 190, 380)[None, :]).astype(np.uint8)
+    path = tmp_path_factory.mktemp("img") / "cxr (1).jpg"
+    Image.fromarray(pixels, "L").save(path)
+    return path
+
+
+def test_export_seed_scale_user_architecture(user_vgg16_h5, xray_like, tmp_path, capsys):
+    import keras
+
+    out = tmp_path / "grids"
+    code = main(["export", "--image", str(xray_like), "--model", str(user_vgg16_h5), "--out", str(out), "--npz"])
+    assert code == 0, capsys.readouterr().err
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 17  # the notebook's model.layers[1:18]
+    with open(out / "stats.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["layer"] for r in rows][:3] == ["block1_conv1", "block1_conv2", "block1_pool"]
+    assert rows[-1]["layer"] == "block5_conv3" and rows[-1]["channels"] == "512"
+    first = Image.open(pngs[0])
+    assert first.size == (16 * 301 - 1, 4 * 301 - 1)  # 64 channels, 16 a row, 1-pixel separators
+
+    # Independent computation: the notebook's own way, a plain multi-output keras.Model.
+    model = keras.saving.load_model(user_vgg16_h5, compile=False)
+    image = Image.open(xray_like).convert("RGB").resize((300, 300), Image.Resampling.BILINEAR)
+    x = np.asarray(image, np.float32)[None] / 255.0
+    plain = keras.Model(model.inputs, [layer.output for layer in model.layers[1:18]])
+    saved = np.load(out / "activations.npz")
+    for layer, want in zip(model.layers[1:18], plain(x)):
+        np.testing.assert_allclose(saved[layer.name], np.asarray(want)[0], rtol=1e-4, atol=1e-4)
+    assert "predicted class " in capsys.readouterr().out
+
+
+def test_export_several_images_on_demo_model(tmp_path, capsys):
+    samples = [str(p) for p in demo_samples()[:2]]
+    code = main(["export", "--image", *samples, "--out", str(tmp_path), "--layers", "block1_conv1", "2", "--per-row", "5", "--cmap", "gray"])
+    assert code == 0
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert folders == [Path(s).stem for s in samples]
+    files = sorted(p.name for p in (tmp_path / folders[0]).iterdir())
+    assert files == ["000_block1_conv1.png", "002_block1_pool.png", "stats.csv"]
+    grid = Image.open(tmp_path / folders[0] / "000_block1_conv1.png")
+    assert grid.size == (5 * 57 - 1, 4 * 57 - 1)  # 16 channels at 5 a row: a partial last row
+    assert "predicted digit" in capsys.readouterr().out
+
+
+def test_layers_lists_table(capsys):
+    assert main(["layers"]) == 0
+    out = capsys.readouterr().out
+    assert "block1_conv1" in out and "Conv2D" in out and "(56, 56, 16)" in out and "default" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["export", "--image", "missing.png", "--out", "x"], "no image file"),
+    (["export", "--image", __file__, "--out", "x"], "not an image"),
+    (["export", "--image", "{sample}", "--out", "x", "--model", str(ROOT / "requirements.txt")], "not a Keras model file"),
+    (["export", "--image", "{sample}", "--out", "x", "--layers", "block9"], "no layer named 'block9'"),
+    (["export", "--image", "{sample}", "--out", "x", "--cmap", "rainbowish"], "Unknown colour map"),
+    (["export", "--image", "{sample}", "--out", "x", "--per-row", "0"], "at least 1"),
+    (["layers", "--model", "nowhere.h5"], "no model file"),
+])
+def test_bad_input_exit_2_one_line(argv, message, capsys):
+    argv = [a.replace("{sample}", str(demo_samples()[0])) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_subprocess_error_is_one_line_without_traceback(tmp_path):
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    done = subprocess.run(
+        [sys.executable, "-m", "actviz", "export", "--image", str(demo_samples()[0]), "--model", str(broken), "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_model_is_bundled():
+    assert DEMO_MODEL.is_file() and DEMO_MODEL.stat().st_size < 5_000_000
+    assert len(demo_samples()) >= 5
+
+
+def test_importing_actviz_does_not_import_streamlit_or_tensorflow():
+    code = "import sys, actviz, actviz.cli, actviz.pipeline; print('streamlit' in sys.modules, 'tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.strip() == "False False"
