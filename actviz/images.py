@@ -29,7 +29,7 @@ MAX_ASPECT = 50
 
 #: Pixel scalings a user can pick, with the words shown for each.
 PREPROCESSING = {
-    "rescale": "pixels divided by 255, to 0..1 (as in the original notebook)",
+    "rescale": "pixels divided by 255, to 0..1, as in the original notebook",
     "none": "raw pixel values 0..255 (the model scales them itself)",
     "tf": "pixels scaled to -1..1 (MobileNet, Inception, Xception)",
     "caffe": "BGR order, ImageNet mean subtracted (VGG16, ResNet50)",

@@ -67,7 +67,7 @@ def choose_preprocessing(probe: Probe, requested: str = "auto") -> tuple[str, st
             "Preprocessing: none. The model starts with its own rescaling layer, so the image is passed "
             "as raw pixel values 0..255 and is not scaled twice."
         )
-    return "rescale", f"Preprocessing: {PREPROCESSING['rescale']} (the default)."
+    return "rescale", f"Preprocessing: {PREPROCESSING['rescale']} (chosen automatically)."
 
 
 def prepare(probe: Probe, image: Any, method: str) -> tuple[np.ndarray, np.ndarray]:

@@ -127,6 +127,18 @@ def shrink(activation: np.ndarray, factor: int) -> np.ndarray:
     return blocks.reshape(h, factor, w, factor, channels).mean(axis=(1, 3), dtype=np.float32)
 
 
+def display_factors(tile_width: int, cols: int, *, gap: int, width: int, largest_tile: int = 96) -> tuple[int, int]:
+    """(shrink, zoom) so that ``cols`` tiles fit in about ``width`` pixels on a screen.
+
+    Wide grids shrink tiles by a whole factor; grids of tiny tiles (7x7 deep
+    layers) are enlarged by a whole factor, up to ``largest_tile`` pixels a tile.
+    """
+    full = cols * (tile_width + gap)
+    if full > width:
+        return math.ceil(full / width), 1
+    return 1, max(1, min(width // full, largest_tile // max(tile_width, 1)))
+
+
 def feature_grid(
     activation: np.ndarray,
     *,
@@ -134,24 +146,25 @@ def feature_grid(
     cmap: str = "viridis",
     contrast: str = "channel",
     gap: int = 1,
-    max_width: int | None = None,
+    display_width: int | None = None,
 ) -> FeatureGrid:
     """Draw every channel of a feature map as one grid.
 
-    ``activation``: float (H, W, C). ``max_width``: if given, each tile is shrunk
-    (block average, contrast computed at full resolution) so the grid fits that
-    many pixels across: what a screen needs, not a download.
+    ``activation``: float (H, W, C). Without ``display_width`` the grid is at full
+    resolution (one pixel per activation: what a download or a paper needs).
+    With it, tiles are shrunk (block average, contrast still from the full
+    map) or enlarged (pixel repetition) so the grid is about that wide.
     """
     height, width, channels = activation.shape
     cols = max(1, min(per_row, channels))
-    factor = 1
-    if max_width and cols * (width + gap) > max_width:
-        factor = math.ceil(cols * (width + gap) / max_width)
+    factor, zoom = display_factors(width, cols, gap=gap, width=display_width) if display_width else (1, 1)
     top = 254 if gap else 255  # with separators, palette entry 255 is theirs
     if factor > 1 and contrast == "channel":
         levels = _levels_with_full_stats(activation, factor, top)
     else:
         levels = channel_levels(shrink(activation, factor), contrast=contrast, top=top)
+    if zoom > 1:
+        levels = np.repeat(np.repeat(levels, zoom, axis=0), zoom, axis=1)
     index = tile(levels, per_row=per_row, gap=gap)
     return FeatureGrid(
         index=index, palette=palette(cmap), rows=math.ceil(channels / cols), cols=cols,

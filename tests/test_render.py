@@ -101,8 +101,11 @@ def test_feature_grid_rgb_pixels(rng):
 
 def test_feature_grid_shrinks_for_display(rng):
     activation = rng.random((300, 300, 64), dtype=np.float32)
-    grid = feature_grid(activation, per_row=16, max_width=1200)
+    grid = feature_grid(activation, per_row=16, display_width=1200)
     assert 600 < grid.index.shape[1] <= 1200 and grid.tile == (60, 60)  # whole-block shrink by 5
+    small = feature_grid(activation[:7, :7], per_row=16, display_width=1200)
+    assert small.tile == (63, 63)  # 7x7 tiles enlarged 9 times, pixel by pixel
+    np.testing.assert_array_equal(small.index[:9, :9], small.index[0, 0])
     assert feature_grid(activation, per_row=16).index.shape == (4 * 301 - 1, 16 * 301 - 1)
 
 

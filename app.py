@@ -1,0 +1,427 @@
+"""actviz dashboard: what a trained Keras convolutional network sees.
+
+    streamlit run app.py
+
+The only file that imports Streamlit. Cached loaders first, then small
+``*_ui()`` functions that draw widgets and return what was chosen, then the
+page. All computing happens in the ``actviz`` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+
+import actviz
+from actviz.errors import ActvizError, ImageError, ModelFileError
+from actviz.images import PREPROCESSING, open_image
+from actviz.pipeline import (
+    DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, open_model, prepare,
+)
+from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
+from actviz.stats import STATS_COLUMNS, depth_summary, layer_stats
+
+#: Uploads larger than this are refused in code too (server.maxUploadSize caps them first).
+MAX_UPLOAD_MB = 200
+DISPLAY_WIDTH = 1200  # pixels across a grid sent to the browser; downloads are full resolution
+IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff"]
+
+st.set_page_config(page_title="actviz: what the network sees", page_icon=":material/visibility:", layout="wide")
+
+
+# --- cached loaders --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Where the model comes from: a label for people, a content hash, and how to read it."""
+
+    label: str
+    digest: str
+    read: Callable[[], bytes | Path]
+    trusted: bool = False
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _path_digest(path: str, modified: float, size: int) -> str:
+    """SHA-256 of a file on disk, recomputed only when the file changes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@st.cache_resource(max_entries=1, ttl=3600, show_spinner="Downloading the model ...")
+def _fetch(url: str) -> tuple[bytes, str]:
+    from actviz.loading import fetch_model
+
+    data = fetch_model(url)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def load_model(digest: str, trusted: bool, _read: Callable, _label: str) -> OpenModel:
+    """The model and its activation model (actviz.Probe), once per file content."""
+    source = _read()
+    return open_model(None if source == DEMO_MODEL else source, trust=trusted, name=_label)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_image(digest: str, model_digest: str, method: str, _data: bytes, _opened: OpenModel):
+    """(uint8 (H, W, C) image as the model sees it, float32 (1, H, W, C) model input)."""
+    return prepare(_opened.probe, open_image(_data), method)
+
+
+@st.cache_resource(max_entries=3, ttl=3600, show_spinner=False)
+def forward_pass(model_digest: str, image_digest: str, method: str, scope: str, _opened: OpenModel, _batch):
+    """One forward pass for every layer in ``scope``: predictions and feature maps.
+
+    A resource, not data: a VGG16 at 300x300 yields over 100 MB of feature maps,
+    which st.cache_data would copy on every rerun. The arrays are made
+    read-only so that no session can change what another sees.
+    """
+    probe = _opened.probe
+    layers = probe.default_layers if scope == "default" else probe.spatial_layers
+    result = probe.run(_batch, [info.name for info in layers])
+    for array in [*result.predictions, *result.maps.values()]:
+        array.setflags(write=False)
+    return result
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def all_stats(key: tuple, _maps: dict) -> dict:
+    return {name: layer_stats(name, activation) for name, activation in _maps.items()}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: str, _activation) -> bytes:
+    """A layer's grid sized for a screen, as PNG bytes (palette PNG: small and quick)."""
+    grid = feature_grid(_activation, per_row=per_row, cmap=cmap, contrast=contrast, display_width=DISPLAY_WIDTH)
+    return png_bytes(grid)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def channel_png(key: tuple, layer: str, channel: int, cmap: str, _activation) -> bytes:
+    from actviz.figures import channel_figure
+
+    return channel_figure(_activation[:, :, channel], title=f"{layer}, channel {channel}", cmap=cmap)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def depth_png(key: tuple, _stats: tuple) -> bytes:
+    from actviz.figures import depth_chart
+
+    return depth_chart(list(_stats))
+
+
+# --- sidebar: each *_ui() draws widgets and returns what was chosen ---------------------
+
+
+def _configured_model() -> str | None:
+    value = os.environ.get("ACTVIZ_MODEL")
+    if not value:
+        try:
+            value = st.secrets.get("ACTVIZ_MODEL")
+        except Exception:  # no secrets file: nothing configured
+            value = None
+    return value or None
+
+
+def _trust_allowed() -> bool:
+    """The trust switch exists only on the user's own machine, or when a deployment turns it on."""
+    if os.environ.get("ACTVIZ_ALLOW_TRUST") == "1":
+        return True
+    host = (st.context.headers.get("Host") or "").split(":")[0]
+    return host in ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def _demo_choice() -> ModelChoice:
+    stat = DEMO_MODEL.stat()
+    return ModelChoice("bundled demo: handwritten digits", _path_digest(str(DEMO_MODEL), stat.st_mtime, stat.st_size), lambda: DEMO_MODEL)
+
+
+def model_ui() -> ModelChoice:
+    configured = _configured_model()
+    options = (["Configured model"] if configured else []) + ["Demo: handwritten digits", "Upload a model file"]
+    kind = st.sidebar.radio("Model", options, key="model_source", help="Which trained network to look inside.")
+    if kind == "Upload a model file":
+        upload = st.sidebar.file_uploader("A Keras model file (.keras or .h5)", type=["keras", "h5", "hdf5"], key="model_upload")
+        trusted = False
+        if _trust_allowed():
+            trusted = st.sidebar.checkbox(
+                "I trust this file (allow code inside it)", key="trust_model",
+                help="Only for files you made yourself: a model file with custom code can run that code on this computer.",
+            )
+        if upload is None:
+            st.sidebar.caption("Until a file is uploaded, the demo model is shown.")
+            return _demo_choice()
+        data = upload.getvalue()
+        if len(data) > MAX_UPLOAD_MB * 1024**2:
+            st.error(f"The model file is {len(data) / 1024**2:.0f} MB; uploads may be at most {MAX_UPLOAD_MB} MB.")
+            return _demo_choice()
+        return ModelChoice(upload.name, hashlib.sha256(data).hexdigest(), lambda: data, trusted)
+    if kind == "Configured model":
+        try:
+            if configured.lower().startswith(("http://", "https://")):
+                data, digest = _fetch(configured)
+                return ModelChoice(configured.rsplit("/", 1)[-1] or configured, digest, lambda: data)
+            path = Path(configured).expanduser()
+            if not path.is_file():
+                raise ModelFileError(f"There is no model file at '{path}' (set by ACTVIZ_MODEL).")
+            stat = path.stat()
+            return ModelChoice(path.name, _path_digest(str(path), stat.st_mtime, stat.st_size), lambda: path)
+        except ActvizError as exc:
+            st.error(f"The configured model could not be opened: {exc} Showing the demo model instead.")
+    return _demo_choice()
+
+
+def image_ui() -> tuple[str, bytes] | None:
+    kind = st.sidebar.radio("Image", ["Sample image", "Upload an image", "Camera"], key="image_source", horizontal=True)
+    if kind == "Upload an image":
+        upload = st.sidebar.file_uploader("An image file", type=IMAGE_TYPES, key="image_upload")
+        if upload is not None:
+            return upload.name, upload.getvalue()
+        st.sidebar.caption("Until an image is uploaded, a sample image is shown.")
+    elif kind == "Camera":
+        shot = st.sidebar.camera_input("Take a picture", key="camera")
+        if shot is not None:
+            return "camera picture", shot.getvalue()
+        st.sidebar.caption("Until a picture is taken, a sample image is shown.")
+    samples = demo_samples()
+    chosen = st.sidebar.selectbox(
+        "Sample", samples, format_func=lambda p: p.stem.replace("_", " "), key="sample",
+        disabled=kind != "Sample image",
+    )
+    return chosen.name, chosen.read_bytes()
+
+
+def preprocessing_ui(opened: OpenModel) -> tuple[str, str]:
+    labels = {"auto": "automatic (recommended)", **{k: f"{k}: {v}" for k, v in PREPROCESSING.items()}}
+    requested = st.sidebar.selectbox(
+        "Preprocessing", list(labels), format_func=labels.get, key="preprocess",
+        help="How pixel values are scaled before they enter the model. It must match how the model was trained.",
+    )
+    return choose_preprocessing(opened.probe, requested)
+
+
+def layers_ui(opened: OpenModel) -> tuple[str, list[str]]:
+    probe = opened.probe
+    every = st.sidebar.toggle(
+        "Show every layer with an image-like output", key="all_layers",
+        help="By default only convolution and pooling layers are offered, as in the original notebook.",
+    )
+    scope = "all" if every else "default"
+    offered = [info.name for info in (probe.spatial_layers if every else probe.default_layers)]
+    convs = [info.name for info in probe.default_layers if info.type != "MaxPooling2D" and info.type != "AveragePooling2D"]
+    default = [convs[0], convs[-1]] if len(convs) > 1 else offered[:1]
+    key = f"layers_{opened.loaded.digest[:12]}_{scope}"
+    chosen = st.sidebar.multiselect("Layers to show", offered, default=default, key=key, help="In network order, from the input to the output.")
+    return scope, [name for name in offered if name in chosen]
+
+
+def view_ui() -> tuple[int, str, str]:
+    per_row = st.sidebar.slider("Channels per row", 4, 64, 16, key="per_row")
+    cmap = st.sidebar.selectbox("Colour map", colour_maps(), key="cmap")
+    contrast = st.sidebar.radio(
+        "Contrast", list(CONTRASTS), key="contrast", format_func=lambda k: "per channel" if k == "channel" else "shared across the layer",
+        help=" / ".join(CONTRASTS.values()),
+    )
+    return per_row, cmap, contrast
+
+
+# --- the page ----------------------------------------------------------------------------
+
+
+def depth_words(position: int, count: int) -> str:
+    """What to notice in a layer, in plain words, from where it sits in the network."""
+    where = position / max(count - 1, 1)
+    if where < 0.34:
+        return ("An early layer. Each small picture is one filter's answer to the image: most act as edge and stroke "
+                "detectors, and the image is still easy to recognise.")
+    if where < 0.67:
+        return ("A middle layer. Filters combine edges into textures and parts; the pictures look less like the image "
+                "and more of them go dark.")
+    return ("A deep layer. Filters respond to abstract patterns linked to the answer; the pictures no longer look like "
+            "the image, and many are blank (one flat colour): the pattern that filter looks for is not in this image.")
+
+
+def header(opened: OpenModel, name: str, pixels, predictions, note: str) -> None:
+    left, right = st.columns([1, 2])
+    with left:
+        st.image(pixels if pixels.shape[-1] == 3 else pixels[:, :, 0], caption=f"{name}, as the model sees it "
+                 f"({pixels.shape[1]} x {pixels.shape[0]} pixels)", width=min(320, max(224, pixels.shape[1])))
+    with right:
+        ranked = class_probabilities(predictions[0], opened.class_names)
+        best, probability = ranked[0]
+        st.markdown(f"#### The model says: **{best}** ({probability:.1%} sure)")
+        for label, value in ranked[:3]:
+            st.progress(min(max(value, 0.0), 1.0), text=f"{label}: {value:.1%}")
+        st.caption(note + (" Class names are unknown for this model." if not opened.class_names else ""))
+        for remark in opened.loaded.notes:
+            st.caption(remark)
+
+
+def feature_maps_view(key, opened, result, stats, selected, per_row, cmap, contrast) -> None:
+    st.caption(
+        "A **feature map** is what one layer of the network makes of the image. Each small picture below is one "
+        "channel: the answer of one learned filter. Bright means the filter found its pattern there; a picture in one "
+        "flat colour is blank: that filter found nothing."
+    )
+    if not selected:
+        st.info("Choose one or more layers in the sidebar.")
+        return
+    order = list(result.maps)
+    for name in selected:
+        info = opened.probe.layer(name)
+        numbers = stats[name]
+        height, width, channels = numbers.shape
+        st.markdown(f"##### {name} · {info.type} · {height} x {width} x {channels} · {len(numbers.blank)} of {channels} channels blank")
+        st.caption(depth_words(order.index(name), len(order)))
+        activation = result.maps[name]
+        st.image(grid_for_screen(key, name, per_row, cmap, contrast, activation), width="content")
+        st.download_button(
+            "Download this grid at full resolution (PNG)", key=f"png_{name}", on_click="ignore", mime="image/png",
+            file_name=f"{_safe(name)}.png",
+            data=lambda a=activation: png_bytes(feature_grid(a, per_row=per_row, cmap=cmap, contrast=contrast)),
+        )
+
+
+def channel_view(key, result, stats, cmap) -> None:
+    st.caption(
+        "One channel up close: the answer of a single filter, with its actual values. The most active channels of the "
+        "layer are listed first."
+    )
+    layer = st.selectbox("Layer", list(result.maps), key="channel_layer")
+    numbers = stats[layer]
+    activation = result.maps[layer]
+    means = activation.mean(axis=(0, 1))
+    order = [*numbers.top, *(c for c in range(numbers.channels) if c not in numbers.top)]
+    channel = st.selectbox(
+        "Channel", order, key=f"channel_{layer}",
+        format_func=lambda c: f"channel {c} (average {means[c]:.3g}{', blank' if c in numbers.blank else ''})",
+    )
+    values = activation[:, :, channel]
+    left, right = st.columns([3, 2])
+    left.image(channel_png(key, layer, channel, cmap, activation), width="content")
+    right.metric("Lowest value", f"{values.min():.4g}")
+    right.metric("Highest value", f"{values.max():.4g}")
+    right.metric("Share of zeros", f"{(values == 0).mean():.0%}")
+    right.caption("Bright areas are where this filter's pattern is in the image. All one colour: the filter found nothing.")
+
+
+def statistics_view(key, stats) -> None:
+    ordered = list(stats.values())
+    st.caption(
+        "How active each layer is, from the input to the output. **Zero values** (sparsity): the share of the layer's "
+        "numbers that are exactly zero. **Blank channels**: filters that found nothing at all in this image."
+    )
+    if len(ordered) > 1:
+        st.markdown(depth_summary(ordered))
+        st.image(depth_png(key, tuple(ordered)), width="content")
+    st.dataframe([s.row() for s in ordered], column_order=STATS_COLUMNS, hide_index=True)
+
+
+def model_view(opened: OpenModel) -> None:
+    probe = opened.probe
+    st.caption(
+        f"The layers of **{opened.name}**, in order, the way Keras's model.summary() lists them. Layers inside a nested "
+        f"model are indented and named 'outer/inner'. Input: {' x '.join('any' if d is None else str(d) for d in probe.input_shape)}."
+    )
+    rows = [{
+        "#": info.index, "layer": "\u2003" * info.depth + info.name, "type": info.type,
+        "output shape": " x ".join("?" if d is None else str(d) for d in info.output_shape) or "-",
+        "parameters": info.params, "shown": "yes" if info.default_view else ("on request" if info.spatial else "no"),
+    } for info in probe.table]
+    st.dataframe(rows, hide_index=True)
+    st.caption(f"{opened.loaded.model.count_params():,} parameters in all.")
+
+
+def downloads(key, result, stats, per_row, cmap, contrast) -> None:
+    def all_grids() -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are already compressed
+            for index, (name, activation) in enumerate(result.maps.items()):
+                grid = feature_grid(activation, per_row=per_row, cmap=cmap, contrast=contrast)
+                archive.writestr(f"{index:03d}_{_safe(name)}.png", png_bytes(grid))
+            rows = [",".join(str(stats[name].row()[c]) for c in STATS_COLUMNS) for name in result.maps]
+            archive.writestr("stats.csv", "\n".join([",".join(STATS_COLUMNS), *rows]) + "\n")
+        return buffer.getvalue()
+
+    def activations() -> bytes:
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **dict(result.maps))
+        return buffer.getvalue()
+
+    left, right = st.columns(2)
+    left.download_button("All grids and statistics (ZIP)", data=all_grids, file_name="actviz_grids.zip", mime="application/zip", on_click="ignore", key="zip")
+    right.download_button("Raw activations (NumPy .npz)", data=activations, file_name="actviz_activations.npz", on_click="ignore", key="npz")
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.replace("/", "__"))
+
+
+def main() -> None:
+    st.title("What the network sees")
+    st.markdown(
+        "A convolutional network looks at an image in stages, called layers. Below, each layer's **feature maps** show "
+        "what it picked out of your image: early layers find edges, deeper layers find abstract patterns."
+    )
+    st.sidebar.header("Choices")
+    choice = model_ui()
+    try:
+        with st.spinner("Opening the model ..."):
+            opened = load_model(choice.digest, choice.trusted, choice.read, choice.label)
+    except ActvizError as exc:
+        st.error(f"This model cannot be shown: {exc}")
+        choice = _demo_choice()
+        opened = load_model(choice.digest, False, choice.read, choice.label)
+        st.info("Showing the demo model instead.")
+    name, image_bytes = image_ui()
+    method, note = preprocessing_ui(opened)
+    scope, selected = layers_ui(opened)
+    per_row, cmap, contrast = view_ui()
+
+    image_digest = hashlib.sha256(image_bytes).hexdigest()
+    try:
+        pixels, batch = load_image(image_digest, choice.digest, method, image_bytes, opened)
+    except ImageError as exc:
+        st.error(f"This image cannot be used: {exc}")
+        st.info("Choose another image in the sidebar.")
+        return
+    with st.spinner("Running the image through the network ..."):
+        result = forward_pass(choice.digest, image_digest, method, scope, opened, batch)
+    key = (choice.digest, image_digest, method, scope)
+    stats = all_stats(key, result.maps)
+
+    header(opened, name, pixels, result.predictions, note)
+    maps_tab, channel_tab, stats_tab, model_tab = st.tabs(
+        ["Feature maps", "One channel", "Layer statistics", "Model"], key="view", bind="query-params",
+    )
+    if maps_tab.open:
+        with maps_tab:
+            feature_maps_view(key, opened, result, stats, selected, per_row, cmap, contrast)
+            downloads(key, result, stats, per_row, cmap, contrast)
+    if channel_tab.open:
+        with channel_tab:
+            channel_view(key, result, stats, cmap)
+    if stats_tab.open:
+        with stats_tab:
+            statistics_view(key, stats)
+    if model_tab.open:
+        with model_tab:
+            model_view(opened)
+
+
+try:
+    main()
+except ActvizError as exc:  # a user mistake that slipped past a view: say it plainly, keep the page
+    st.error(str(exc))
+except Exception as exc:  # a bug: report it without a traceback
+    st.error(f"Something went wrong inside actviz (this is a bug, not your mistake): {type(exc).__name__}: {exc}")
