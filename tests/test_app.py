@@ -1,0 +1,110 @@
+"""The dashboard through streamlit.testing.v1.AppTest: logic, errors, and caching."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import actviz.graph
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture()
+def app(monkeypatch):
+    monkeypatch.delenv("ACTVIZ_MODEL", raising=False)
+    return AppTest.from_file(APP, default_timeout=180)
+
+
+def _texts(at):
+    return " ".join(m.value for m in [*at.markdown, *at.caption, *at.header, *at.subheader, *at.title])
+
+
+def test_first_screen_shows_prediction_and_first_conv_layer(app):
+    at = app.run()
+    assert not at.exception and not at.error
+    text = _texts(at)
+    assert "The model says: **digit" in text
+    assert "block1_conv1 · Conv2D · 56 x 56 x 16" in text
+    assert "feature map" in text.lower()
+    assert len(at.image) >= 3  # the input image and two grids
+
+
+def test_configured_model_opens(app, monkeypatch, tmp_path, flat_model):
+    path = tmp_path / "mine.keras"
+    flat_model.save(path)
+    monkeypatch.setenv("ACTVIZ_MODEL", str(path))
+    at = app.run()
+    assert not at.exception and not at.error
+    assert at.sidebar.radio(key="model_source").value == "Configured model"
+    assert "conv_1 · Conv2D · 8 x 8 x 6" in _texts(at)
+    assert "class 0" in _texts(at) or "class 1" in _texts(at) or "class 2" in _texts(at)
+
+
+def test_broken_configured_model_falls_back_to_demo(app, monkeypatch, tmp_path):
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    monkeypatch.setenv("ACTVIZ_MODEL", str(broken))
+    at = app.run()
+    assert not at.exception
+    assert any("cannot be shown" in e.value and "damaged" in e.value for e in at.error)
+    assert "Showing the demo model instead." in [i.value for i in at.info]
+    assert "The model says: **digit" in _texts(at)
+
+
+def test_uploaded_unsafe_model_is_refused_plainly(app, keras, tmp_path):
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Lambda(lambda t: t * 2, name="doubler")(inputs)
+    keras.Model(inputs, keras.layers.Conv2D(1, 2)(x)).save(tmp_path / "lambda.keras")
+    at = app.run()
+    at.sidebar.radio(key="model_source").set_value("Upload a model file").run()
+    at.sidebar.file_uploader(key="model_upload").set_value(("lambda.keras", (tmp_path / "lambda.keras").read_bytes(), "application/octet-stream")).run()
+    assert not at.exception
+    assert any("Lambda layer 'doubler'" in e.value for e in at.error)
+    assert "The model says: **digit" in _texts(at)  # the page goes on with the demo model
+
+
+def test_non_image_upload_gives_error(app):
+    at = app.run()
+    at.sidebar.radio(key="image_source").set_value("Upload an image").run()
+    at.sidebar.file_uploader(key="image_upload").set_value(("notes.png", b"this is not an image", "image/png")).run()
+    assert not at.exception
+    assert any("not an image actviz can read" in e.value for e in at.error)
+
+
+def test_interactions_do_not_rerun_the_forward_pass(app, monkeypatch):
+    calls = []
+    original = actviz.graph.Probe.run
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(actviz.graph.Probe, "run", counting)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = app.run()
+    assert len(calls) == 1
+    at.sidebar.selectbox(key="cmap").set_value("magma").run()
+    at.sidebar.slider(key="per_row").set_value(8).run()
+    layers = at.sidebar.multiselect[0]
+    layers.set_value(["block1_pool", "block2_conv1"]).run()
+    at.sidebar.radio(key="contrast").set_value("layer").run()
+    assert not at.exception and not at.error
+    assert "block2_conv1 · Conv2D" in _texts(at)
+    assert len(calls) == 1
+    at.sidebar.selectbox(key="sample").set_value(at.sidebar.selectbox(key="sample").options[3]).run()
+    assert len(calls) == 2  # a new image is a new forward pass
+
+
+def test_other_views_render(app):
+    at = app.run()
+    for label in ["One channel", "Layer statistics", "Model"]:
+        at.session_state["view"] = label
+        at.run()
+        assert not at.exception and not at.error, label
+    at.session_state["view"] = "Layer statistics"
+    at.run()
+    assert "share of zero values grows" in _texts(at)
