@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,32 @@ DISPLAY_WIDTH = 1200  # pixels across a grid sent to the browser; downloads are 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff"]
 
 st.set_page_config(page_title="actviz: what the network sees", page_icon=":material/visibility:", layout="wide")
+
+
+def _keep_keras_state_across_reruns() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
+
+    Streamlit does that to free models that a script builds on each run. Ours are
+    built once and cached, so the call only costs: a full garbage collection
+    over TensorFlow's objects and a cleared kernel cache, about 200 ms of every
+    interaction (measured with bench/run.py). Calls from anywhere else go through.
+    """
+    import keras
+
+    original = keras.backend.clear_session
+    if getattr(original, "_actviz_wrapped", False):
+        return
+
+    def clear_session(*args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if not caller.startswith("streamlit."):
+            return original(*args, **kwargs)
+
+    clear_session._actviz_wrapped = True
+    keras.backend.clear_session = clear_session
+
+
+_keep_keras_state_across_reruns()
 
 
 # --- cached loaders --------------------------------------------------------------------
