@@ -114,7 +114,7 @@ def run_export(args: argparse.Namespace) -> int:
     from .images import open_image
     from .pipeline import choose_preprocessing, class_probabilities, prepare
     from .render import feature_grid, palette, save_png
-    from .stats import STATS_COLUMNS, layer_stats
+    from .stats import STATS_COLUMNS, channel_moments, layer_stats
 
     if args.per_row < 1:
         raise ActvizError(f"--per-row must be at least 1 (got {args.per_row}).")
@@ -140,9 +140,10 @@ def run_export(args: argparse.Namespace) -> int:
         rows = []
         for info in layers:
             activation = result.maps[info.name]
-            grid = feature_grid(activation, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, gap=args.gap)
+            moments = channel_moments(activation)  # one summary for both the grid and the statistics
+            grid = feature_grid(activation, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, gap=args.gap, moments=moments)
             save_png(grid, folder / f"{info.index:03d}_{_file_name(info.name)}.png")
-            rows.append(layer_stats(info.name, activation).row())
+            rows.append(layer_stats(info.name, activation, moments=moments).row())
         with open(folder / "stats.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=STATS_COLUMNS)
             writer.writeheader()

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .stats import ChannelMoments, channel_moments
+
 CONTRASTS = {
     "channel": "each channel stretched on its own (as in the notebook): shows every channel's pattern",
     "layer": "one scale for the whole layer: shows which channels respond strongly and which barely",
@@ -53,25 +55,29 @@ class FeatureGrid:
         return row * (self.tile[0] + self.gap), col * (self.tile[1] + self.gap)
 
 
-def channel_levels(activation: np.ndarray, *, contrast: str = "channel", top: int = 255) -> np.ndarray:
+def channel_levels(
+    activation: np.ndarray, *, contrast: str = "channel", top: int = 255, moments: ChannelMoments | None = None,
+    shrink_by: int = 1,
+) -> np.ndarray:
     """Normalise a feature map to display levels: float (H, W, C) -> uint8 (H, W, C) in 0..top.
 
     ``contrast="channel"``: per channel ``(x - mean) / std * 64 + 128`` (the notebook);
     ``contrast="layer"``: the same with one mean and std for the whole layer.
-    Constant channels come out as 0. The input is not modified.
+    Constant channels come out as 0. ``moments`` may be passed if already computed;
+    ``shrink_by`` > 1 block-averages the map first, keeping the full map's contrast
+    (then the output is (H // s, W // s, C)). The input is not modified.
     """
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {sorted(CONTRASTS)}")
-    x = np.asarray(activation, dtype=np.float32)
-    axes = (0, 1) if contrast == "channel" else None
-    mean = x.mean(axis=axes, dtype=np.float64)
-    std = x.std(axis=axes, dtype=np.float64)
-    flat = np.ptp(x, axis=axes) == 0  # exactly constant: std would be 0 or round-off noise
-    scale = np.where(flat, 0.0, 64.0 / np.where(flat, 1.0, std)).astype(np.float32)
-    offset = np.where(flat, 0.0, 128.0).astype(np.float32)
-    y = x - mean.astype(np.float32)
-    y *= scale
-    y += offset
+    moments = moments or channel_moments(activation)
+    if contrast == "layer":
+        moments = moments.pooled()
+    flat = moments.flat
+    # one multiply-add: (x - mean) * 64/std + 128 == x * scale + shift
+    scale = np.where(flat, 0.0, 64.0 / np.where(flat, 1.0, moments.std))
+    shift = np.where(flat, 0.0, 128.0 - moments.mean * scale)
+    y = np.multiply(shrink(activation, shrink_by), scale.astype(np.float32), dtype=np.float32)
+    y += shift.astype(np.float32)
     np.clip(y, 0, top, out=y)
     return y.astype(np.uint8)
 
@@ -147,6 +153,7 @@ def feature_grid(
     contrast: str = "channel",
     gap: int = 1,
     display_width: int | None = None,
+    moments: ChannelMoments | None = None,
 ) -> FeatureGrid:
     """Draw every channel of a feature map as one grid.
 
@@ -154,15 +161,13 @@ def feature_grid(
     resolution (one pixel per activation: what a download or a paper needs).
     With it, tiles are shrunk (block average, contrast still from the full
     map) or enlarged (pixel repetition) so the grid is about that wide.
+    ``moments``: the map's ``channel_moments`` if already computed.
     """
     height, width, channels = activation.shape
     cols = max(1, min(per_row, channels))
     factor, zoom = display_factors(width, cols, gap=gap, width=display_width) if display_width else (1, 1)
     top = 254 if gap else 255  # with separators, palette entry 255 is theirs
-    if factor > 1 and contrast == "channel":
-        levels = _levels_with_full_stats(activation, factor, top)
-    else:
-        levels = channel_levels(shrink(activation, factor), contrast=contrast, top=top)
+    levels = channel_levels(activation, contrast=contrast, top=top, moments=moments, shrink_by=factor)
     if zoom > 1:
         levels = np.repeat(np.repeat(levels, zoom, axis=0), zoom, axis=1)
     index = tile(levels, per_row=per_row, gap=gap)
@@ -170,18 +175,6 @@ def feature_grid(
         index=index, palette=palette(cmap), rows=math.ceil(channels / cols), cols=cols,
         tile=levels.shape[:2], gap=gap,
     )
-
-
-def _levels_with_full_stats(activation: np.ndarray, factor: int, top: int) -> np.ndarray:
-    """Per-channel levels of the shrunk map, normalised with the full map's mean and std."""
-    x = np.asarray(activation, dtype=np.float32)
-    mean = x.mean(axis=(0, 1), dtype=np.float64)
-    std = x.std(axis=(0, 1), dtype=np.float64)
-    flat = np.ptp(x, axis=(0, 1)) == 0
-    small = shrink(x, factor)
-    scale = np.where(flat, 0.0, 64.0 / np.where(flat, 1.0, std)).astype(np.float32)
-    y = (small - mean.astype(np.float32)) * scale + np.where(flat, 0.0, 128.0).astype(np.float32)
-    return np.clip(y, 0, top).astype(np.uint8)
 
 
 def png_bytes(grid: FeatureGrid, *, compress_level: int = 1) -> bytes:

@@ -16,6 +16,46 @@ STATS_COLUMNS = ["layer", "height", "width", "channels", "mean", "max", "sparsit
 
 
 @dataclass(frozen=True)
+class ChannelMoments:
+    """Per-channel summary of a feature map, each float64 (C,): computed once, shared by the
+    renderer (contrast) and the statistics."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @property
+    def flat(self) -> np.ndarray:
+        """bool (C,): channels with one value everywhere (dead filters)."""
+        return self.low == self.high
+
+    def pooled(self) -> "ChannelMoments":
+        """The same summary for the whole layer as one channel (shape (1,))."""
+        mean = self.mean.mean()
+        variance = (self.std**2 + self.mean**2).mean() - mean**2
+        return ChannelMoments(
+            mean=np.array([mean]), std=np.array([np.sqrt(max(variance, 0.0))]),
+            low=np.array([self.low.min()]), high=np.array([self.high.max()]),
+        )
+
+
+def channel_moments(activation: np.ndarray) -> ChannelMoments:
+    """Mean, standard deviation, minimum and maximum of each channel of float (H, W, C).
+
+    Means are accumulated in float64; the deviation is taken around the mean
+    (no cancellation for channels far from zero). About four passes over the data.
+    """
+    x = np.asarray(activation, dtype=np.float32)
+    flat = x.reshape(-1, x.shape[-1])
+    count = flat.shape[0]
+    mean = np.add.reduce(flat, axis=0, dtype=np.float64) / count
+    centred = flat - mean.astype(np.float32)
+    variance = np.einsum("ij,ij->j", centred, centred).astype(np.float64) / count
+    return ChannelMoments(mean=mean, std=np.sqrt(variance), low=flat.min(axis=0).astype(np.float64), high=flat.max(axis=0).astype(np.float64))
+
+
+@dataclass(frozen=True)
 class LayerStats:
     """Numbers about one feature map (float (H, W, C)).
 
@@ -49,16 +89,18 @@ class LayerStats:
         }
 
 
-def layer_stats(name: str, activation: np.ndarray, *, top_k: int = 8) -> LayerStats:
-    """Statistics of one feature map: float (H, W, C) -> LayerStats."""
+def layer_stats(name: str, activation: np.ndarray, *, top_k: int = 8, moments: ChannelMoments | None = None) -> LayerStats:
+    """Statistics of one feature map: float (H, W, C) -> LayerStats.
+
+    ``moments``: the map's ``channel_moments``, if already computed (for the grid).
+    """
     x = np.asarray(activation)
-    channel_means = x.mean(axis=(0, 1), dtype=np.float64)
-    blank = np.flatnonzero(np.ptp(x, axis=(0, 1)) == 0)
-    order = np.argsort(-channel_means, kind="stable")[:top_k]
+    moments = moments or channel_moments(x)
+    order = np.argsort(-moments.mean, kind="stable")[:top_k]
     return LayerStats(
-        name=name, shape=tuple(int(d) for d in x.shape), mean=float(channel_means.mean()),
-        max=float(x.max()), sparsity=float(np.count_nonzero(x == 0) / x.size),
-        blank=tuple(int(c) for c in blank), top=tuple(int(c) for c in order),
+        name=name, shape=tuple(int(d) for d in x.shape), mean=float(moments.mean.mean()),
+        max=float(moments.high.max()), sparsity=float(np.count_nonzero(x == 0) / x.size),
+        blank=tuple(int(c) for c in np.flatnonzero(moments.flat)), top=tuple(int(c) for c in order),
     )
 
 
