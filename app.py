@@ -97,13 +97,13 @@ def load_model(digest: str, trusted: bool, _read: Callable, _label: str) -> Open
     return open_model(None if source == DEMO_MODEL else source, trust=trusted, name=_label)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def load_image(digest: str, model_digest: str, method: str, _data: bytes, _opened: OpenModel):
     """(uint8 (H, W, C) image as the model sees it, float32 (1, H, W, C) model input)."""
     return prepare(_opened.probe, open_image(_data), method)
 
 
-@st.cache_resource(max_entries=3, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
 def forward_pass(model_digest: str, image_digest: str, method: str, scope: str, _opened: OpenModel, _batch):
     """One forward pass for every layer in ``scope``: predictions and feature maps.
 
@@ -124,14 +124,14 @@ def all_stats(key: tuple, _maps: dict) -> dict:
     return {name: layer_stats(name, activation) for name, activation in _maps.items()}
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=128, ttl=3600, show_spinner=False)
 def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: str, _activation) -> bytes:
     """A layer's grid sized for a screen, as PNG bytes (palette PNG: small and quick)."""
     grid = feature_grid(_activation, per_row=per_row, cmap=cmap, contrast=contrast, display_width=DISPLAY_WIDTH)
     return png_bytes(grid)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def channel_png(key: tuple, layer: str, channel: int, cmap: str, _activation) -> bytes:
     from actviz.figures import channel_figure
 
@@ -206,6 +206,18 @@ def model_ui() -> ModelChoice:
     return _demo_choice()
 
 
+def class_names_ui(opened: OpenModel) -> list | None:
+    """Names for the model's outputs: known for the demo, typed by the user otherwise."""
+    if opened.class_names:
+        return opened.class_names
+    typed = st.sidebar.text_input(
+        "Class names (optional)", key=f"classes_{opened.loaded.digest[:12]}", placeholder="e.g. normal, pneumonia",
+        help="The names of the model's outputs, in order, separated by commas. Shown instead of 'class 0', 'class 1'.",
+    )
+    names = [name.strip() for name in typed.split(",") if name.strip()]
+    return names or None
+
+
 def image_ui() -> tuple[str, bytes] | None:
     kind = st.sidebar.radio("Image", ["Sample image", "Upload an image", "Camera"], key="image_source", horizontal=True)
     if kind == "Upload an image":
@@ -276,18 +288,18 @@ def depth_words(position: int, count: int) -> str:
             "the image, and many are blank (one flat colour): the pattern that filter looks for is not in this image.")
 
 
-def header(opened: OpenModel, name: str, pixels, predictions, note: str) -> None:
+def header(opened: OpenModel, class_names: list | None, name: str, pixels, predictions, note: str) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.image(pixels if pixels.shape[-1] == 3 else pixels[:, :, 0], caption=f"{name}, as the model sees it "
                  f"({pixels.shape[1]} x {pixels.shape[0]} pixels)", width=min(320, max(224, pixels.shape[1])))
     with right:
-        ranked = class_probabilities(predictions[0], opened.class_names)
+        ranked = class_probabilities(predictions[0], class_names)
         best, probability = ranked[0]
         st.markdown(f"#### The model says: **{best}** ({probability:.1%} sure)")
         for label, value in ranked[:3]:
             st.progress(min(max(value, 0.0), 1.0), text=f"{label}: {value:.1%}")
-        st.caption(note + (" Class names are unknown for this model." if not opened.class_names else ""))
+        st.caption(note + ("" if class_names else " Class names are unknown for this model: type them in the sidebar."))
         for remark in opened.loaded.notes:
             st.caption(remark)
 
@@ -410,6 +422,7 @@ def main() -> None:
         choice = _demo_choice()
         opened = load_model(choice.digest, False, choice.read, choice.label)
         st.info("Showing the demo model instead.")
+    class_names = class_names_ui(opened)
     name, image_bytes = image_ui()
     method, note = preprocessing_ui(opened)
     scope, selected = layers_ui(opened)
@@ -427,7 +440,7 @@ def main() -> None:
     key = (choice.digest, image_digest, method, scope)
     stats = all_stats(key, result.maps)
 
-    header(opened, name, pixels, result.predictions, note)
+    header(opened, class_names, name, pixels, result.predictions, note)
     maps_tab, channel_tab, stats_tab, model_tab = st.tabs(
         ["Feature maps", "One channel", "Layer statistics", "Model"], key="view", bind="query-params",
     )

@@ -40,7 +40,33 @@ def test_configured_model_opens(app, monkeypatch, tmp_path, flat_model):
     assert not at.exception and not at.error
     assert at.sidebar.radio(key="model_source").value == "Configured model"
     assert "conv_1 · Conv2D · 8 x 8 x 6" in _texts(at)
-    assert "class 0" in _texts(at) or "class 1" in _texts(at) or "class 2" in _texts(at)
+    assert "The model says: **class " in _texts(at)
+    at.sidebar.text_input[0].set_value("cat, dog, bird").run()
+    assert any(word in _texts(at) for word in ("**cat**", "**dog**", "**bird**"))
+
+
+def test_model_from_url(app, monkeypatch, tmp_path, flat_model):
+    """ACTVIZ_MODEL as an http address, served on loopback."""
+    import functools
+    import http.server
+    import threading
+
+    flat_model.save(tmp_path / "served.keras")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("ACTVIZ_MODEL", f"http://127.0.0.1:{server.server_address[1]}/served.keras")
+        at = app.run()
+        assert not at.exception and not at.error
+        assert "conv_1 · Conv2D" in _texts(at)
+        monkeypatch.setenv("ACTVIZ_MODEL", f"http://127.0.0.1:{server.server_address[1]}/missing.keras")
+        at = AppTest.from_file(APP, default_timeout=180).run()
+        assert any("could not be downloaded" in e.value for e in at.error)
+        assert "The model says: **digit" in _texts(at)
+    finally:
+        server.shutdown()
 
 
 def test_broken_configured_model_falls_back_to_demo(app, monkeypatch, tmp_path):
