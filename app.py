@@ -10,21 +10,19 @@ page. All computing happens in the ``actviz`` package.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import streamlit as st
 
-import actviz
 from actviz.errors import ActvizError, ImageError, ModelFileError
 from actviz.images import PREPROCESSING, open_image
 from actviz.pipeline import (
-    DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, open_model, prepare,
+    DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, export_bundle, file_name, open_model,
+    prepare, zip_bytes,
 )
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.stats import STATS_COLUMNS, depth_summary, layer_stats
@@ -103,7 +101,7 @@ def load_image(digest: str, model_digest: str, method: str, _data: bytes, _opene
     return prepare(_opened.probe, open_image(_data), method)
 
 
-@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+@st.cache_resource(max_entries=1, ttl=3600, show_spinner=False)
 def forward_pass(model_digest: str, image_digest: str, method: str, scope: str, _opened: OpenModel, _batch):
     """One forward pass for every layer in ``scope``: predictions and feature maps.
 
@@ -304,7 +302,23 @@ def header(opened: OpenModel, class_names: list | None, name: str, pixels, predi
             st.caption(remark)
 
 
-def feature_maps_view(key, opened, result, stats, selected, per_row, cmap, contrast) -> None:
+def _deferred_bundle(opened, batch, names, per_row, cmap, contrast, *, pick: str | None = None, npz: bool = False):
+    """A download computed when clicked, from the model and the image only.
+
+    Download buttons keep their callables for the whole session; capturing the
+    feature maps here would keep 100+ MB alive per visitor after the cache let
+    them go. Clicking costs one forward pass instead.
+    """
+    def build() -> bytes:
+        files, _ = export_bundle(opened.probe, batch, names, per_row=per_row, cmap=cmap, contrast=contrast, npz=npz)
+        if pick:
+            return next(data for file, data in files.items() if file.endswith(pick))
+        return zip_bytes(files)
+
+    return build
+
+
+def feature_maps_view(key, opened, batch, result, stats, selected, per_row, cmap, contrast) -> None:
     st.caption(
         "A **feature map** is what one layer of the network makes of the image. Each small picture below is one "
         "channel: the answer of one learned filter. Bright means the filter found its pattern there; a picture in one "
@@ -324,8 +338,7 @@ def feature_maps_view(key, opened, result, stats, selected, per_row, cmap, contr
         st.image(grid_for_screen(key, name, per_row, cmap, contrast, activation), width="content")
         st.download_button(
             "Download this grid at full resolution (PNG)", key=f"png_{name}", on_click="ignore", mime="image/png",
-            file_name=f"{_safe(name)}.png",
-            data=lambda a=activation: png_bytes(feature_grid(a, per_row=per_row, cmap=cmap, contrast=contrast)),
+            file_name=f"{file_name(name)}.png", data=_deferred_bundle(opened, batch, [name], per_row, cmap, contrast, pick=".png"),
         )
 
 
@@ -379,31 +392,16 @@ def model_view(opened: OpenModel) -> None:
     st.caption(f"{opened.loaded.model.count_params():,} parameters in all.")
 
 
-def downloads(key, result, stats, per_row, cmap, contrast) -> None:
-    def all_grids() -> bytes:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs are already compressed
-            for index, (name, activation) in enumerate(result.maps.items()):
-                grid = feature_grid(activation, per_row=per_row, cmap=cmap, contrast=contrast)
-                archive.writestr(f"{index:03d}_{_safe(name)}.png", png_bytes(grid))
-            rows = [",".join(str(stats[name].row()[c]) for c in STATS_COLUMNS) for name in result.maps]
-            archive.writestr("stats.csv", "\n".join([",".join(STATS_COLUMNS), *rows]) + "\n")
-        return buffer.getvalue()
-
-    def activations() -> bytes:
-        import numpy as np
-
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **dict(result.maps))
-        return buffer.getvalue()
-
+def downloads(opened, batch, names, per_row, cmap, contrast) -> None:
     left, right = st.columns(2)
-    left.download_button("All grids and statistics (ZIP)", data=all_grids, file_name="actviz_grids.zip", mime="application/zip", on_click="ignore", key="zip")
-    right.download_button("Raw activations (NumPy .npz)", data=activations, file_name="actviz_activations.npz", on_click="ignore", key="npz")
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name.replace("/", "__"))
+    left.download_button(
+        "All grids and statistics (ZIP)", data=_deferred_bundle(opened, batch, names, per_row, cmap, contrast),
+        file_name="actviz_grids.zip", mime="application/zip", on_click="ignore", key="zip",
+    )
+    right.download_button(
+        "Raw activations (NumPy .npz)", data=_deferred_bundle(opened, batch, names, per_row, cmap, contrast, pick=".npz", npz=True),
+        file_name="actviz_activations.npz", on_click="ignore", key="npz",
+    )
 
 
 def main() -> None:
@@ -446,8 +444,8 @@ def main() -> None:
     )
     if maps_tab.open:
         with maps_tab:
-            feature_maps_view(key, opened, result, stats, selected, per_row, cmap, contrast)
-            downloads(key, result, stats, per_row, cmap, contrast)
+            feature_maps_view(key, opened, batch, result, stats, selected, per_row, cmap, contrast)
+            downloads(opened, batch, list(result.maps), per_row, cmap, contrast)
     if channel_tab.open:
         with channel_tab:
             channel_view(key, result, stats, cmap)

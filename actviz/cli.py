@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 from .errors import ActvizError
+from .pipeline import file_name
 
 EXIT_USAGE = 2
 
@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--gap", type=int, default=1, help="pixels between tiles (default 1; 0 for none)")
     export.add_argument("--preprocess", choices=["auto", *PREPROCESSING], default="auto", help="pixel scaling (default auto: /255 unless the model rescales itself)")
     export.add_argument("--npz", action="store_true", help="also write the raw activations as activations.npz")
+
+    gradcam = commands.add_parser("gradcam", help="where in the image the model found evidence for a class (Grad-CAM)")
+    model_options(gradcam)
+    gradcam.add_argument("--image", required=True, help="an image file")
+    gradcam.add_argument("--out", required=True, help="folder to write into (created if needed)")
+    gradcam.add_argument("--layer", help="convolution layer (default: the last one)")
+    gradcam.add_argument("--class", dest="class_index", type=int, help="class number (default: the predicted class)")
+    gradcam.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
+    gradcam.add_argument("--opacity", type=float, default=0.45, help="heatmap opacity over the image, 0..1 (default 0.45)")
+    gradcam.add_argument("--preprocess", choices=["auto", *PREPROCESSING], default="auto")
     return parser
 
 
@@ -59,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return {"layers": run_layers, "export": run_export}[args.command](args)
+            return {"layers": run_layers, "export": run_export, "gradcam": run_gradcam}[args.command](args)
     except ActvizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -79,7 +89,7 @@ def _import_keras_quietly() -> None:
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
-        import keras  # noqa: F401
+        import keras  # noqa: F401  (imported for its side effect: TensorFlow loaded while fd 2 is muted)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -109,12 +119,9 @@ def run_layers(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from .images import open_image
-    from .pipeline import choose_preprocessing, class_probabilities, prepare
-    from .render import feature_grid, palette, save_png
-    from .stats import STATS_COLUMNS, channel_moments, layer_stats
+    from .pipeline import choose_preprocessing, class_probabilities, export_bundle, prepare
+    from .render import palette
 
     if args.per_row < 1:
         raise ActvizError(f"--per-row must be at least 1 (got {args.per_row}).")
@@ -132,25 +139,47 @@ def run_export(args: argparse.Namespace) -> int:
     print(note)
     out = Path(args.out)
     folders = _image_folders(out, [path for path, _ in images])
+    names = [info.name for info in layers]
     for (path, image), folder in zip(images, folders):
-        folder.mkdir(parents=True, exist_ok=True)
         _, batch = prepare(probe, image, method)
-        result = probe.run(batch, [info.name for info in layers])
-        best, probability = class_probabilities(result.predictions[0], opened.class_names)[0]
-        rows = []
-        for info in layers:
-            activation = result.maps[info.name]
-            moments = channel_moments(activation)  # one summary for both the grid and the statistics
-            grid = feature_grid(activation, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, gap=args.gap, moments=moments)
-            save_png(grid, folder / f"{info.index:03d}_{_file_name(info.name)}.png")
-            rows.append(layer_stats(info.name, activation, moments=moments).row())
-        with open(folder / "stats.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=STATS_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        if args.npz:
-            np.savez_compressed(folder / "activations.npz", **{info.name: result.maps[info.name] for info in layers})
+        files, predictions = export_bundle(probe, batch, names, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, npz=args.npz, gap=args.gap)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        best, probability = class_probabilities(predictions, opened.class_names)[0]
         print(f"{path.name}: predicted {best} ({probability:.1%}); {len(layers)} grids written to {folder}")
+    return 0
+
+
+def run_gradcam(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from .explain import grad_cam, overlay
+    from .images import open_image
+    from .pipeline import choose_preprocessing, class_probabilities, prepare
+
+    if not 0.0 <= args.opacity <= 1.0:
+        raise ActvizError(f"--opacity must be between 0 and 1 (got {args.opacity}).")
+    image = open_image(args.image)
+    opened = _open(args)
+    method, note = choose_preprocessing(opened.probe, args.preprocess)
+    pixels, batch = prepare(opened.probe, image, method)
+    cam = grad_cam(opened.probe, batch, layer=args.layer, class_index=args.class_index, method=args.method)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay(pixels, cam.heatmap, opacity=args.opacity)).save(out / "overlay.png")
+    np.save(out / "heatmap.npy", cam.heatmap)
+    with open(out / "channels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rank", "channel", "weight"])
+        writer.writerows((rank, int(c), f"{cam.weights[c]:.6g}") for rank, c in enumerate(cam.ranking, start=1))
+    names = opened.class_names or []
+    label = names[cam.class_index] if cam.class_index < len(names) else f"class {cam.class_index}"
+    best = class_probabilities(cam.predictions, opened.class_names)[0]
+    print(note)
+    print(f"{Path(args.image).name}: predicted {best[0]} ({best[1]:.1%}); map for {label} ({cam.probability:.1%}) "
+          f"at layer {cam.layer}, written to {out}")
     return 0
 
 
@@ -173,17 +202,13 @@ def _image_folders(out: Path, paths: list[Path]) -> list[Path]:
         return [out]
     folders, used = [], set()
     for path in paths:
-        stem = _file_name(path.stem) or "image"
+        stem = file_name(path.stem) or "image"
         name, count = stem, 2
         while name in used:
             name, count = f"{stem}_{count}", count + 1
         used.add(name)
         folders.append(out / name)
     return folders
-
-
-def _file_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace("/", "__")).strip("._")
 
 
 def _shape(shape: tuple) -> str:

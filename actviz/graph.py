@@ -73,6 +73,7 @@ class Probe:
         self.input_shape = _input_shape(model)
         inputs = keras.Input(shape=self.input_shape, name="actviz_input")
         self._trace: list[tuple[LayerInfo, Any]] = []
+        self._producers: dict[int, tuple[Any, tuple]] = {}  # id(output tensor) -> (layer, call args)
         outputs = self._call(model, inputs, prefix="", depth=-1)
         self._inputs = inputs
         self._outputs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
@@ -158,11 +159,44 @@ class Probe:
             self._extractors[key] = keras.Model(self._inputs, outputs, name="actviz_extractor")
         return self._extractors[key]
 
-    def gradient_model(self, name: str) -> Any:
-        """keras.Model: input -> [feature map of ``name``, *model outputs], one graph (for Grad-CAM)."""
+    def score_model(self, name: str) -> Any:
+        """keras.Model: input -> [feature map of ``name``, class scores, probabilities], one graph.
+
+        The class scores are the first output's logits: the values before a final
+        softmax or sigmoid (gradients of probabilities vanish when the model is sure).
+        Gradients flow from the scores to the feature map through this one pass.
+        """
         import keras
 
-        return keras.Model(self._inputs, [self._tensors[self.layer(name).name], *self._outputs])
+        key = ("score", self.layer(name).name)
+        if key not in self._extractors:
+            feature = self._tensors[key[1]]
+            self._extractors[key] = keras.Model(self._inputs, [feature, self._logits(), self._outputs[0]])
+        return self._extractors[key]
+
+    @property
+    def output_activation(self) -> str:
+        """'softmax', 'sigmoid' or 'linear': how the first output turns scores into probabilities."""
+        layer, _ = self._producers.get(id(self._outputs[0]), (None, ()))
+        name = getattr(getattr(layer, "activation", None), "__name__", "linear")
+        return name if name in ("softmax", "sigmoid") else "linear"
+
+    def _logits(self) -> Any:
+        """The first output before its final softmax/sigmoid, as a tensor in the traced graph."""
+        import keras
+
+        output = self._outputs[0]
+        layer, args = self._producers.get(id(output), (None, ()))
+        if self.output_activation == "linear":
+            return output
+        if isinstance(layer, keras.layers.Activation):
+            return args[0]
+        # The same layer without its activation: a twin with copied weights, called on the same input.
+        config = {**layer.get_config(), "activation": "linear", "name": layer.name + "_logits"}
+        twin = type(layer).from_config(config)
+        logits = twin(*args)
+        twin.set_weights(layer.get_weights())
+        return logits
 
     # --- tracing -----------------------------------------------------------------------
 
@@ -190,6 +224,7 @@ class Probe:
             return inputs
         outputs = layer(inputs)
         self._record(layer, outputs, prefix, depth)
+        self._producers[id(outputs)] = (layer, (inputs,))
         return outputs
 
     def _call_with_args(self, operation: Any, args: tuple, kwargs: dict, prefix: str, depth: int) -> Any:
@@ -200,6 +235,7 @@ class Probe:
         kwargs = {key: value for key, value in kwargs.items() if key != "training"}
         outputs = operation(*args, **kwargs)
         self._record(operation, outputs, prefix, depth)
+        self._producers[id(outputs)] = (operation, args)
         return outputs
 
     def _record(self, layer: Any, outputs: Any, prefix: str, depth: int) -> None:

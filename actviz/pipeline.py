@@ -88,3 +88,50 @@ def class_probabilities(prediction: np.ndarray, class_names: list | None = None)
     labels = [names[i] if i < len(names) else f"class {i}" for i in range(values.size)]
     order = np.argsort(-values, kind="stable")
     return [(labels[i], float(values[i])) for i in order]
+
+
+def export_bundle(
+    probe: Probe, batch: np.ndarray, names: list[str], *, per_row: int = 16, cmap: str = "viridis",
+    contrast: str = "channel", gap: int = 1, npz: bool = False,
+) -> tuple[dict[str, bytes], np.ndarray]:
+    """Everything ``export`` writes for one image, as file name -> bytes: one full-resolution PNG
+    grid per layer, ``stats.csv`` and, with ``npz``, ``activations.npz``; and the model's
+    prediction (first output). One forward pass."""
+    import io
+
+    from .render import feature_grid, png_bytes
+    from .stats import channel_moments, layer_stats, stats_csv
+
+    result = probe.run(batch, names)
+    files, stats = {}, []
+    for name in names:
+        activation = result.maps[name]
+        moments = channel_moments(activation)  # one summary for both the grid and the statistics
+        grid = feature_grid(activation, per_row=per_row, cmap=cmap, contrast=contrast, gap=gap, moments=moments)
+        files[f"{probe.layer(name).index:03d}_{file_name(name)}.png"] = png_bytes(grid)
+        stats.append(layer_stats(name, activation, moments=moments))
+    files["stats.csv"] = stats_csv(stats).encode()
+    if npz:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **result.maps)
+        files["activations.npz"] = buffer.getvalue()
+    return files, result.predictions[0]
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A ZIP archive of ``files`` (stored, not deflated: PNGs are compressed already)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def file_name(text: str) -> str:
+    """A layer or image name made safe as a file name (nesting slashes become '__')."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace("/", "__")).strip("._")

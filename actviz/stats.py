@@ -104,6 +104,18 @@ def layer_stats(name: str, activation: np.ndarray, *, top_k: int = 8, moments: C
     )
 
 
+def stats_csv(stats: list[LayerStats]) -> str:
+    """The statistics as CSV text, one row per layer (columns: ``STATS_COLUMNS``)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=STATS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(s.row() for s in stats)
+    return buffer.getvalue()
+
+
 def depth_summary(stats: list[LayerStats]) -> str:
     """One plain-words sentence on how sparsity and blank channels change with depth."""
     if len(stats) < 2:

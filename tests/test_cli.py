@@ -118,3 +118,35 @@ def test_importing_actviz_does_not_import_streamlit_or_tensorflow():
     code = "import sys, actviz, actviz.cli, actviz.pipeline; print('streamlit' in sys.modules, 'tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.strip() == "False False"
+
+
+def test_export_bundle_and_zip(flat_model, rng):
+    import io
+    import zipfile
+
+    from actviz.graph import Probe
+    from actviz.pipeline import export_bundle, zip_bytes
+
+    probe = Probe(flat_model)
+    batch = rng.random((1, 8, 8, 3), dtype=np.float32)
+    files, predictions = export_bundle(probe, batch, ["conv_1", "conv_2"], npz=True)
+    assert sorted(files) == ["000_conv_1.png", "002_conv_2.png", "activations.npz", "stats.csv"]
+    np.testing.assert_allclose(predictions, np.asarray(flat_model(batch))[0], rtol=1e-6)
+    saved = np.load(io.BytesIO(files["activations.npz"]))
+    np.testing.assert_allclose(saved["conv_2"], probe.run(batch, ["conv_2"]).maps["conv_2"])
+    archive = zipfile.ZipFile(io.BytesIO(zip_bytes(files)))
+    assert archive.read("stats.csv") == files["stats.csv"]
+    assert files["stats.csv"].decode().splitlines()[0].startswith("layer,height,width,channels")
+
+
+def test_gradcam_command_writes_overlay_heatmap_ranking(tmp_path, capsys):
+    sample = str(demo_samples()[7])
+    assert main(["gradcam", "--image", sample, "--out", str(tmp_path), "--class", "1", "--method", "gradcam++"]) == 0
+    heatmap = np.load(tmp_path / "heatmap.npy")
+    assert heatmap.dtype == np.float32 and heatmap.shape == (14, 14) and 0 <= heatmap.min() and heatmap.max() <= 1
+    assert Image.open(tmp_path / "overlay.png").size == (56, 56)
+    with open(tmp_path / "channels.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 64 and rows[0]["rank"] == "1"
+    assert "map for digit 1" in capsys.readouterr().out
+    assert main(["gradcam", "--image", sample, "--out", str(tmp_path), "--class", "12"]) == 2
