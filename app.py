@@ -10,6 +10,7 @@ page. All computing happens in the ``actviz`` package.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
 from dataclasses import dataclass
@@ -131,9 +132,14 @@ def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: s
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def channel_png(key: tuple, layer: str, channel: int, cmap: str, _activation) -> bytes:
-    from actviz.figures import channel_figure
+    from PIL import Image
 
-    return channel_figure(_activation[:, :, channel], title=f"{layer}, channel {channel}", cmap=cmap)
+    from actviz.figures import channel_picture
+
+    picture = channel_picture(_activation[:, :, channel], cmap=cmap, title=f"{layer}, channel {channel}")
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -1,5 +1,5 @@
-"""Matplotlib figures for what a grid cannot show: one channel with a colour bar, and a chart
-across the depth of the network. Each returns PNG bytes (Agg backend, no window)."""
+"""Pictures for what a grid cannot show: one channel large with a colour bar (numpy and Pillow,
+a few milliseconds), and a chart across the depth of the network (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
@@ -16,23 +16,38 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def channel_figure(channel: np.ndarray, *, title: str, cmap: str = "viridis") -> bytes:
-    """One channel, large, with a colour bar in activation units: float (H, W) -> PNG bytes.
+def channel_picture(channel: np.ndarray, *, cmap: str = "viridis", size: int = 448, title: str = "") -> np.ndarray:
+    """One channel, large, with a labelled colour bar: float (H, W) -> uint8 RGB image.
 
-    Like the notebook's ``plt.matshow(activation[0, :, :, 10], cmap='viridis')``.
+    Like the notebook's ``plt.matshow(activation[0, :, :, 10], cmap='viridis')``:
+    colours span the channel's own minimum to maximum; each activation is a block
+    of pixels (nearest neighbour), so nothing is smoothed away.
     """
-    from matplotlib.figure import Figure
+    from PIL import Image, ImageDraw, ImageFont
 
-    height, width = channel.shape
-    figure = Figure(figsize=(6.4, 6.4 * height / width + 0.4))
-    axes = figure.subplots()
-    image = axes.matshow(channel, cmap=cmap)
-    axes.set_title(title, fontsize=11)
-    axes.set_xticks([])
-    axes.set_yticks([])
-    bar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    bar.set_label("activation value")
-    return _png(figure)
+    from .render import palette
+
+    values = np.asarray(channel, dtype=np.float32)
+    low, high = float(values.min()), float(values.max())
+    span = high - low
+    levels = np.zeros(values.shape, np.uint8) if span == 0 else ((values - low) * (254.0 / span) + 0.5).astype(np.uint8)
+    zoom = max(1, size // max(values.shape))
+    picture = palette(cmap)[np.repeat(np.repeat(levels, zoom, axis=0), zoom, axis=1)]
+    height, width = picture.shape[:2]
+    font = ImageFont.load_default(size=14)
+    top = 24 if title else 6
+    canvas = Image.new("RGB", (width + 110, height + top + 6), "white")
+    canvas.paste(Image.fromarray(picture), (0, top))
+    bar = palette(cmap)[np.linspace(254, 0, height).astype(np.uint8)][:, None, :].repeat(18, axis=1)
+    canvas.paste(Image.fromarray(np.ascontiguousarray(bar)), (width + 12, top))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((0, 2), title, fill="black", font=font)
+    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = top + round((height - 1) * (1 - fraction))
+        draw.line([(width + 30, y), (width + 35, y)], fill="black")
+        draw.text((width + 38, y), f"{low + fraction * span:.3g}", fill="black", font=font, anchor="lm")
+    return np.asarray(canvas)
 
 
 def depth_chart(stats: list[LayerStats]) -> bytes:
