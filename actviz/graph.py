@@ -74,11 +74,13 @@ class Probe:
         inputs = keras.Input(shape=self.input_shape, name="actviz_input")
         self._trace: list[tuple[LayerInfo, Any]] = []
         self._producers: dict[int, tuple[Any, tuple]] = {}  # id(output tensor) -> (layer, call args)
+        self._objects: list[Any] = []  # the layer object of each table row
         outputs = self._call(model, inputs, prefix="", depth=-1)
         self._inputs = inputs
         self._outputs = [outputs] if not isinstance(outputs, (list, tuple)) else list(outputs)
         self.table = [info for info, _ in self._trace]
         self._tensors = {info.name: tensor for info, tensor in self._trace if info.spatial}
+        self._layers = {info.name: layer for (info, _), layer in zip(self._trace, self._objects)}
         if not self._tensors:
             raise NothingToShowError(
                 "This model has no layer whose output is an image-like grid (height x width x channels), "
@@ -157,6 +159,19 @@ class Probe:
         if key not in self._extractors:
             outputs = self._outputs + [self._tensors[name] for name in key]
             self._extractors[key] = keras.Model(self._inputs, outputs, name="actviz_extractor")
+        return self._extractors[key]
+
+    def layer_object(self, name: str) -> Any:
+        """The Keras layer behind a table row (for its weights)."""
+        return self._layers[name]
+
+    def feature_model(self, name: str) -> Any:
+        """keras.Model: input -> the feature map of ``name`` only (computes nothing past it)."""
+        import keras
+
+        key = ("feature", self.layer(name).name)
+        if key not in self._extractors:
+            self._extractors[key] = keras.Model(self._inputs, self._tensors[key[1]])
         return self._extractors[key]
 
     def score_model(self, name: str) -> Any:
@@ -247,6 +262,7 @@ class Probe:
             params=int(layer.count_params()) if layer.built else 0, spatial=spatial, depth=max(depth, 0),
         )
         self._trace.append((info, outputs))
+        self._objects.append(layer)
 
     def _record_container(self, model: Any, prefix: str, depth: int) -> None:
         if depth < 0:
@@ -256,6 +272,7 @@ class Probe:
             output_shape=(), params=int(model.count_params()), spatial=False, depth=depth, container=True,
         )
         self._trace.append((info, None))
+        self._objects.append(model)
 
     def _unique(self, name: str) -> str:
         taken = {info.name for info, _ in self._trace}

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from actviz.compare import compare_maps
+from actviz.errors import LayerNotFoundError
+from actviz.filters import Cancelled, filter_patterns, first_layer_kernels, tile_images
+from actviz.graph import Probe
+from actviz.render import channel_levels
+
+
+def test_compare_shared_scale_difference_and_ranking():
+    a = np.zeros((4, 4, 3), np.float32)
+    b = np.zeros((4, 4, 3), np.float32)
+    a[:, :, 0] = 1.0                      # channel 0 differs everywhere
+    a[0, 0, 2], b[0, 0, 2] = 5.0, 5.0     # channel 2: the same in both
+    b[:, :, 1] = np.arange(16).reshape(4, 4) / 16  # channel 1 differs a little
+    result = compare_maps(a, b, per_row=3, cmap="gray")
+    assert result.ranking.tolist() == [0, 1, 2] and result.scores[2] == 0
+    # one scale for both: channel 2's identical pixels get identical levels
+    ya, xa = result.grid_a.cell(2)
+    np.testing.assert_array_equal(result.grid_a.index[ya:ya + 4, xa:xa + 4], result.grid_b.index[ya:ya + 4, xa:xa + 4])
+    # the difference: 0 is the middle of the colour map; channel 0 (a - b = +1 = the largest) at the top
+    yd, xd = result.difference.cell(2)
+    assert np.all(result.difference.index[yd:yd + 4, xd:xd + 4] == 128)
+    y0, x0 = result.difference.cell(0)
+    assert np.all(result.difference.index[y0:y0 + 4, x0:x0 + 4] == 254)
+
+
+def test_compare_identical_maps_give_a_white_difference(rng):
+    a = rng.random((5, 5, 2), dtype=np.float32)
+    result = compare_maps(a, a.copy())
+    y, x = result.difference.cell(0)
+    assert np.all(result.difference.index[y:y + 5, x:x + 5] == 128)
+    np.testing.assert_array_equal(result.grid_a.index, result.grid_b.index)
+    with pytest.raises(ValueError, match="differ in shape"):
+        compare_maps(a, a[:4])
+
+
+def test_first_layer_kernels_hand_set(keras):
+    inputs = keras.Input((5, 5, 3))
+    conv = keras.layers.Conv2D(2, 2, name="first")
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 2)(conv(inputs)))
+    kernel = np.zeros((2, 2, 3, 2), np.float32)
+    kernel[0, 0, 0, 0] = 2.0    # filter 0: pure red top-left
+    kernel[1, 1, :, 1] = -1.0   # filter 1: dark bottom-right
+    conv.set_weights([kernel, np.zeros(2, np.float32)])
+    name, images = first_layer_kernels(Probe(model))
+    assert name == "first" and images.shape == (2, 2, 2, 3)
+    assert images[0, 0, 0].tolist() == [255, 128, 128] and images[0, 1, 1].tolist() == [128, 128, 128]
+    assert images[1, 1, 1].tolist() == [0, 0, 0]
+    assert tile_images(images, per_row=2, gap=1, zoom=3).shape == (6, 13, 3)
+
+
+def test_filter_patterns_raise_their_channel(flat_model):
+    probe = Probe(flat_model)
+    model = probe.feature_model("conv_2")
+    grey = np.full((1, 8, 8, 3), 0.5, np.float32)
+    before = np.asarray(model(grey))[0].mean(axis=(0, 1))
+    alive = [int(c) for c in np.flatnonzero(before > 0)[:2]]  # a dead ReLU channel has no gradient to climb
+    assert len(alive) == 2
+    patterns = filter_patterns(probe, "conv_2", alive, steps=12, seed=1)
+    assert patterns.shape == (2, 8, 8, 3) and patterns.dtype == np.uint8
+    again = filter_patterns(probe, "conv_2", alive, steps=12, seed=1)
+    np.testing.assert_array_equal(patterns, again)  # deterministic
+    # the optimised raw images (before display stretching) excite their own channel far more than grey
+    raw = _raw_patterns(probe, "conv_2", alive)
+    after = np.asarray(model(raw)).mean(axis=(1, 2))
+    assert after[0, alive[0]] > 2 * before[alive[0]] and after[1, alive[1]] > 2 * before[alive[1]]
+
+
+def _raw_patterns(probe, layer, channels):
+    """The same ascent without the final stretching, to measure the activations it reached."""
+    import actviz.filters as filters
+
+    captured = {}
+    original = filters._deprocess
+    filters._deprocess = lambda images: captured.setdefault("raw", images) * 0
+    try:
+        filter_patterns(probe, layer, channels, steps=12, seed=1)
+    finally:
+        filters._deprocess = original
+    return captured["raw"]
+
+
+def test_filter_patterns_cancel_and_bad_channels(flat_model):
+    probe = Probe(flat_model)
+    with pytest.raises(Cancelled):
+        filter_patterns(probe, "conv_1", [0], steps=5, progress=lambda step, steps: step < 2)
+    with pytest.raises(LayerNotFoundError, match="channels 0 to 5"):
+        filter_patterns(probe, "conv_1", [6])
