@@ -10,6 +10,7 @@ page. All computing happens in the ``actviz`` package.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 import io
 import os
 import sys
@@ -19,18 +20,23 @@ from typing import Callable
 
 import streamlit as st
 
+from actviz.compare import compare_maps
 from actviz.errors import ActvizError, ImageError, ModelFileError
+from actviz.explain import METHODS, class_count, grad_cam, last_conv_layer, overlay
+from actviz.filters import first_layer_kernels, filter_patterns, tile_images
 from actviz.images import PREPROCESSING, open_image
 from actviz.pipeline import (
     DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, export_bundle, file_name, open_model,
     prepare, zip_bytes,
 )
+from actviz.graph import CONV_TYPES
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.stats import STATS_COLUMNS, depth_summary, layer_stats
 
 #: Uploads larger than this are refused in code too (server.maxUploadSize caps them first).
 MAX_UPLOAD_MB = 200
-DISPLAY_WIDTH = 1200  # pixels across a grid sent to the browser; downloads are full resolution
+DISPLAY_WIDTH = 1200
+CONV_LIKE = CONV_TYPES  # pixels across a grid sent to the browser; downloads are full resolution
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff"]
 
 st.set_page_config(page_title="actviz: what the network sees", page_icon=":material/visibility:", layout="wide")
@@ -136,10 +142,32 @@ def channel_png(key: tuple, layer: str, channel: int, cmap: str, _activation) ->
 
     from actviz.figures import channel_picture
 
-    picture = channel_picture(_activation[:, :, channel], cmap=cmap, title=f"{layer}, channel {channel}")
+    title = f"{layer}, channel {channel}" if _activation.shape[-1] > 1 else layer
+    picture = channel_picture(_activation[:, :, channel], cmap=cmap, title=title)
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def class_map(key: tuple, layer: str, class_index: int, method: str, _opened: OpenModel, _batch):
+    """Grad-CAM of one class at one layer (small arrays)."""
+    return grad_cam(_opened.probe, _batch, layer=layer, class_index=class_index, method=method)
+
+
+@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+def layer_for(model_digest: str, image_digest: str, method: str, layer: str, _opened: OpenModel, _batch):
+    """The comparison image's prediction and one layer's feature map (no other map is kept)."""
+    result = _opened.probe.run(_batch, [layer])
+    for array in [*result.predictions, *result.maps.values()]:
+        array.setflags(write=False)
+    return result
+
+
+@st.cache_resource(show_spinner=False)
+def pattern_store() -> OrderedDict:
+    """Filter patterns computed on request, shared by all sessions, the 16 latest kept."""
+    return OrderedDict()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -178,7 +206,7 @@ def _demo_choice() -> ModelChoice:
 def model_ui() -> ModelChoice:
     configured = _configured_model()
     options = (["Configured model"] if configured else []) + ["Demo: handwritten digits", "Upload a model file"]
-    kind = st.sidebar.radio("Model", options, key="model_source", help="Which trained network to look inside.")
+    kind = st.sidebar.radio("Model", options, key="model_source", help="Which trained network to look inside.", bind="query-params")
     if kind == "Upload a model file":
         upload = st.sidebar.file_uploader("A Keras model file (.keras or .h5)", type=["keras", "h5", "hdf5"], key="model_upload")
         trusted = False
@@ -223,7 +251,7 @@ def class_names_ui(opened: OpenModel) -> list | None:
 
 
 def image_ui() -> tuple[str, bytes] | None:
-    kind = st.sidebar.radio("Image", ["Sample image", "Upload an image", "Camera"], key="image_source", horizontal=True)
+    kind = st.sidebar.radio("Image", ["Sample image", "Upload an image", "Camera"], key="image_source", horizontal=True, bind="query-params")
     if kind == "Upload an image":
         upload = st.sidebar.file_uploader("An image file", type=IMAGE_TYPES, key="image_upload")
         if upload is not None:
@@ -234,12 +262,12 @@ def image_ui() -> tuple[str, bytes] | None:
         if shot is not None:
             return "camera picture", shot.getvalue()
         st.sidebar.caption("Until a picture is taken, a sample image is shown.")
-    samples = demo_samples()
+    samples = {path.stem: path for path in demo_samples()}
     chosen = st.sidebar.selectbox(
-        "Sample", samples, format_func=lambda p: p.stem.replace("_", " "), key="sample",
-        disabled=kind != "Sample image",
+        "Sample", list(samples), format_func=lambda stem: stem.replace("_", " "), key="sample",
+        disabled=kind != "Sample image", bind="query-params",
     )
-    return chosen.name, chosen.read_bytes()
+    return samples[chosen].name, samples[chosen].read_bytes()
 
 
 def preprocessing_ui(opened: OpenModel) -> tuple[str, str]:
@@ -262,13 +290,16 @@ def layers_ui(opened: OpenModel) -> tuple[str, list[str]]:
     convs = [info.name for info in probe.default_layers if info.type != "MaxPooling2D" and info.type != "AveragePooling2D"]
     default = [convs[0], convs[-1]] if len(convs) > 1 else offered[:1]
     key = f"layers_{opened.loaded.digest[:12]}_{scope}"
-    chosen = st.sidebar.multiselect("Layers to show", offered, default=default, key=key, help="In network order, from the input to the output.")
+    chosen = st.sidebar.multiselect(
+        "Layers to show", offered, default=default, key=key, help="In network order, from the input to the output.",
+        bind="query-params",
+    )
     return scope, [name for name in offered if name in chosen]
 
 
 def view_ui() -> tuple[int, str, str]:
-    per_row = st.sidebar.slider("Channels per row", 4, 64, 16, key="per_row")
-    cmap = st.sidebar.selectbox("Colour map", colour_maps(), key="cmap")
+    per_row = st.sidebar.slider("Channels per row", 4, 64, 16, key="per_row", bind="query-params")
+    cmap = st.sidebar.selectbox("Colour map", colour_maps(), key="cmap", bind="query-params")
     contrast = st.sidebar.radio(
         "Contrast", list(CONTRASTS), key="contrast", format_func=lambda k: "per channel" if k == "channel" else "shared across the layer",
         help=" / ".join(CONTRASTS.values()),
@@ -293,10 +324,10 @@ def depth_words(position: int, count: int) -> str:
 
 
 def header(opened: OpenModel, class_names: list | None, name: str, pixels, predictions, note: str) -> None:
-    left, right = st.columns([1, 2])
+    left, right = st.columns([1, 3])
     with left:
         st.image(pixels if pixels.shape[-1] == 3 else pixels[:, :, 0], caption=f"{name}, as the model sees it "
-                 f"({pixels.shape[1]} x {pixels.shape[0]} pixels)", width=min(320, max(224, pixels.shape[1])))
+                 f"({pixels.shape[1]} x {pixels.shape[0]} pixels)", width=200)
     with right:
         ranked = class_probabilities(predictions[0], class_names)
         best, probability = ranked[0]
@@ -353,13 +384,13 @@ def channel_view(key, result, stats, cmap) -> None:
         "One channel up close: the answer of a single filter, with its actual values. The most active channels of the "
         "layer are listed first."
     )
-    layer = st.selectbox("Layer", list(result.maps), key="channel_layer")
+    layer = st.selectbox("Layer", list(result.maps), key="channel_layer", bind="query-params")
     numbers = stats[layer]
     activation = result.maps[layer]
     means = activation.mean(axis=(0, 1))
     order = [*numbers.top, *(c for c in range(numbers.channels) if c not in numbers.top)]
     channel = st.selectbox(
-        "Channel", order, key=f"channel_{layer}",
+        "Channel", order, key=f"channel_{layer}", bind="query-params",
         format_func=lambda c: f"channel {c} (average {means[c]:.3g}{', blank' if c in numbers.blank else ''})",
     )
     values = activation[:, :, channel]
@@ -369,6 +400,128 @@ def channel_view(key, result, stats, cmap) -> None:
     right.metric("Highest value", f"{values.max():.4g}")
     right.metric("Share of zeros", f"{(values == 0).mean():.0%}")
     right.caption("Bright areas are where this filter's pattern is in the image. All one colour: the filter found nothing.")
+
+
+def _show_channel(layer: str, channel: int) -> None:
+    """Callback: open the one-channel view on this layer and channel."""
+    st.session_state["channel_layer"] = layer
+    st.session_state[f"channel_{layer}"] = channel
+    st.session_state["view"] = "One channel"
+
+
+def why_view(key, opened, class_names, pixels, batch, result) -> None:
+    st.caption(
+        "Where did the model look? The heat map shows the parts of the image that pushed the model towards the chosen "
+        "answer, as seen by one layer (Grad-CAM). Red: strong evidence; blue: none."
+    )
+    probe = opened.probe
+    ranked = class_probabilities(result.predictions[0], class_names)
+    count = class_count(probe, result.predictions[0])
+    labels = {i: (class_names[i] if class_names and i < len(class_names) else f"class {i}") for i in range(count)}
+    probability = dict(ranked)
+    predicted = next(i for i in range(count) if labels[i] == ranked[0][0])
+    convs = [info.name for info in probe.spatial_layers if info.name in result.maps and info.type in CONV_LIKE]
+    left, middle, right = st.columns(3)
+    class_index = left.selectbox(
+        "Explain the answer", list(labels), index=predicted, key="cam_class",
+        format_func=lambda i: f"{labels[i]} ({probability.get(labels[i], 0):.1%})",
+    )
+    default_layer = last_conv_layer(probe).name
+    layer = middle.selectbox("At layer", convs, index=convs.index(default_layer) if default_layer in convs else len(convs) - 1, key="cam_layer")
+    method = right.radio("Method", list(METHODS), key="cam_method", horizontal=True, help=" / ".join(METHODS.values()))
+    opacity = st.slider("Heat map opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
+    cam = class_map(key, layer, class_index, method, opened, batch)
+    size = max(224, min(384, pixels.shape[1]))
+    over, bare = st.columns(2)
+    over.image(overlay(pixels, cam.heatmap, opacity=opacity), caption="The heat map over the image", width=size)
+    bare.image(
+        channel_png(key + ("cam", class_index, method), f"Grad-CAM at {layer}", 0, "jet", cam.heatmap[:, :, None]),
+        caption=f"The heat map alone ({cam.heatmap.shape[0]} x {cam.heatmap.shape[1]}: the layer's own size)", width="content",
+    )
+    st.markdown("**These filters mattered most for this answer** (their weight in the heat map):")
+    for rank, channel in enumerate(cam.ranking[:6], start=1):
+        cols = st.columns([3, 2])
+        cols[0].write(f"{rank}. channel {int(channel)} of {layer}: weight {cam.weights[channel]:.3g}")
+        cols[1].button("Show it up close", key=f"cam_show_{rank}", on_click=_show_channel, args=(layer, int(channel)))
+
+
+def filters_view(key, opened, cmap) -> None:
+    st.caption(
+        "What does a filter look for? Below: the first layer's filters themselves (tiny colour patterns the network "
+        "learned), and, on request, an image made to excite one filter as much as possible."
+    )
+    probe = opened.probe
+    first, kernels = first_layer_kernels(probe)
+    zoom = max(1, 48 // kernels.shape[1])
+    st.image(tile_images(kernels, per_row=16, gap=2, zoom=zoom), caption=f"The {len(kernels)} filters of {first}, enlarged (grey: zero weight)")
+    convs = [info.name for info in probe.spatial_layers if info.type in CONV_LIKE]
+    layer = st.selectbox("Layer", convs, key="pattern_layer")
+    channels_total = probe.layer(layer).output_shape[-1]
+    channels = st.multiselect("Channels (a few at a time: this is slow on a CPU)", list(range(channels_total)), default=list(range(min(4, channels_total))), key=f"pattern_channels_{layer}", max_selections=8)
+    steps = st.slider("Steps", 10, 60, 30, 5, key="pattern_steps")
+    store = pattern_store()
+    wanted = (opened.loaded.digest, layer, tuple(channels), steps)
+    if wanted not in store and channels and st.button("Compute these patterns", key="pattern_go", type="primary"):
+        bar = st.progress(0.0, text="Computing ...")
+        low_high = (0.0, 1.0)
+        patterns = filter_patterns(
+            probe, layer, channels, steps=steps, value_range=low_high,
+            progress=lambda step, total: bar.progress(step / total, text=f"Step {step} of {total}"),
+        )
+        store[wanted] = patterns
+        while len(store) > 16:
+            store.popitem(last=False)
+        bar.empty()
+    if wanted in store:
+        patterns = store[wanted]
+        zoom = max(1, 160 // patterns.shape[1])
+        st.image(tile_images(patterns, per_row=4, gap=4, zoom=zoom), caption=f"Channels {', '.join(map(str, channels))} of {layer}: what each responds to most")
+        st.caption("A picture that stays plain noise belongs to a filter that did not respond at all to the starting image, so there was nothing to climb.")
+    elif channels:
+        st.info("Press the button to compute. Choosing something else stops the computation.")
+
+
+def compare_view(key, opened, method, image_digest, batch, result, per_row, cmap, class_names) -> None:
+    st.caption(
+        "Two images through the same layer, on one colour scale, so equal colours mean equal responses. The third grid "
+        "shows the difference (red: stronger for the first image, blue: stronger for the second)."
+    )
+    samples = {path.stem: path for path in demo_samples()}
+    source = st.radio("Second image", ["Sample image", "Upload"], key="compare_source", horizontal=True)
+    if source == "Upload":
+        upload = st.file_uploader("Second image", type=IMAGE_TYPES, key="compare_upload")
+        if upload is None:
+            st.info("Upload a second image to compare.")
+            return
+        other_name, other_bytes = upload.name, upload.getvalue()
+    else:
+        stem = st.selectbox("Sample", list(samples), index=min(1, len(samples) - 1), key="compare_sample", format_func=lambda s: s.replace("_", " "))
+        other_name, other_bytes = samples[stem].name, samples[stem].read_bytes()
+    layer = st.selectbox("Layer", list(result.maps), key="compare_layer")
+    other_digest = hashlib.sha256(other_bytes).hexdigest()
+    try:
+        other_pixels, other_batch = load_image(other_digest, key[0], method, other_bytes, opened)
+    except ImageError as exc:
+        st.error(f"The second image cannot be used: {exc}")
+        return
+    other = layer_for(key[0], other_digest, method, layer, opened, other_batch)
+    comparison = compare_maps(result.maps[layer], other.maps[layer], per_row=per_row, cmap=cmap, display_width=DISPLAY_WIDTH // 2)
+    first, second = st.columns(2)
+    for column, title, prediction, grid in (
+        (first, "First image (chosen in the sidebar)", result.predictions[0], comparison.grid_a),
+        (second, f"Second image: {other_name}", other.predictions[0], comparison.grid_b),
+    ):
+        best, chance = class_probabilities(prediction, class_names)[0]
+        column.markdown(f"**{title}**  \nThe model says: **{best}** ({chance:.1%})")
+        column.image(png_bytes(grid), width="content")
+    second.image(other_pixels if other_pixels.shape[-1] == 3 else other_pixels[:, :, 0], caption="the second image as the model sees it", width=160)
+    st.markdown("**Difference** (first minus second)")
+    st.image(png_bytes(comparison.difference), width="content")
+    st.markdown("**Channels that respond most differently**")
+    for rank, channel in enumerate(comparison.ranking[:5], start=1):
+        cols = st.columns([3, 2])
+        cols[0].write(f"{rank}. channel {int(channel)}: {comparison.scores[channel]:.2f} standard deviations apart on average")
+        cols[1].button("Show it up close", key=f"cmp_show_{rank}", on_click=_show_channel, args=(layer, int(channel)))
 
 
 def statistics_view(key, stats) -> None:
@@ -445,8 +598,9 @@ def main() -> None:
     stats = all_stats(key, result.maps)
 
     header(opened, class_names, name, pixels, result.predictions, note)
-    maps_tab, channel_tab, stats_tab, model_tab = st.tabs(
-        ["Feature maps", "One channel", "Layer statistics", "Model"], key="view", bind="query-params",
+    maps_tab, channel_tab, why_tab, filters_tab, compare_tab, stats_tab, model_tab = st.tabs(
+        ["Feature maps", "One channel", "Why this answer", "What filters look for", "Compare two images", "Layer statistics", "Model"],
+        key="view", bind="query-params",
     )
     if maps_tab.open:
         with maps_tab:
@@ -455,6 +609,15 @@ def main() -> None:
     if channel_tab.open:
         with channel_tab:
             channel_view(key, result, stats, cmap)
+    if why_tab.open:
+        with why_tab:
+            why_view(key, opened, class_names, pixels, batch, result)
+    if filters_tab.open:
+        with filters_tab:
+            filters_view(key, opened, cmap)
+    if compare_tab.open:
+        with compare_tab:
+            compare_view(key, opened, method, image_digest, batch, result, per_row, cmap, class_names)
     if stats_tab.open:
         with stats_tab:
             statistics_view(key, stats)

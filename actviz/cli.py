@@ -60,6 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     gradcam.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
     gradcam.add_argument("--opacity", type=float, default=0.45, help="heatmap opacity over the image, 0..1 (default 0.45)")
     gradcam.add_argument("--preprocess", choices=["auto", *PREPROCESSING], default="auto")
+
+    filters = commands.add_parser("filters", help="images that excite chosen filters most (gradient ascent), and the first layer's kernels")
+    model_options(filters)
+    filters.add_argument("--layer", required=True, help="a convolution layer")
+    filters.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3], help="channel numbers (default 0 1 2 3)")
+    filters.add_argument("--steps", type=int, default=30, help="gradient ascent steps (default 30)")
+    filters.add_argument("--out", required=True, help="folder to write into (created if needed)")
+
+    compare = commands.add_parser("compare", help="one layer for two images: side by side on one scale, and their difference")
+    model_options(compare)
+    compare.add_argument("--image", nargs=2, required=True, metavar=("FIRST", "SECOND"), help="the two images")
+    compare.add_argument("--layer", required=True, help="layer name or number")
+    compare.add_argument("--out", required=True, help="folder to write into (created if needed)")
+    compare.add_argument("--per-row", type=int, default=16)
+    compare.add_argument("--cmap", default="viridis")
+    compare.add_argument("--preprocess", choices=["auto", *PREPROCESSING], default="auto")
     return parser
 
 
@@ -69,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return {"layers": run_layers, "export": run_export, "gradcam": run_gradcam}[args.command](args)
+            commands = {"layers": run_layers, "export": run_export, "gradcam": run_gradcam, "filters": run_filters, "compare": run_compare}
+            return commands[args.command](args)
     except ActvizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -89,7 +106,7 @@ def _import_keras_quietly() -> None:
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
-        import keras  # noqa: F401  (imported for its side effect: TensorFlow loaded while fd 2 is muted)
+        import keras  # noqa: F401 -- imported for its side effect: TensorFlow loads while fd 2 is muted
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -180,6 +197,67 @@ def run_gradcam(args: argparse.Namespace) -> int:
     print(note)
     print(f"{Path(args.image).name}: predicted {best[0]} ({best[1]:.1%}); map for {label} ({cam.probability:.1%}) "
           f"at layer {cam.layer}, written to {out}")
+    return 0
+
+
+def run_filters(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .filters import filter_patterns, first_layer_kernels, tile_images
+
+    if not 1 <= args.steps <= 1000:
+        raise ActvizError(f"--steps must be between 1 and 1000 (got {args.steps}).")
+    opened = _open(args)
+    info = opened.probe.layer(args.layer)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def report(step: int, steps: int) -> None:
+        print(f"\rstep {step} of {steps}", end="", file=sys.stderr, flush=True)
+
+    patterns = filter_patterns(opened.probe, info.name, args.channels, steps=args.steps, progress=report)
+    print(file=sys.stderr)
+    zoom = max(1, 128 // patterns.shape[1])
+    Image.fromarray(tile_images(patterns, per_row=min(8, len(patterns)), gap=4, zoom=zoom)).save(out / f"patterns_{file_name(info.name)}.png")
+    first, kernels = first_layer_kernels(opened.probe)
+    Image.fromarray(tile_images(kernels, per_row=16, gap=2, zoom=max(1, 32 // kernels.shape[1]))).save(out / f"kernels_{file_name(first)}.png")
+    print(f"patterns of channels {' '.join(map(str, args.channels))} of {info.name} and the kernels of {first} written to {out}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    import csv as csv_module
+
+    from .compare import compare_maps
+    from .images import open_image
+    from .pipeline import choose_preprocessing, class_probabilities, prepare
+    from .render import palette, save_png
+
+    try:
+        palette(args.cmap)
+    except ValueError as exc:
+        raise ActvizError(str(exc)) from None
+    images = [open_image(path) for path in args.image]
+    opened = _open(args)
+    probe = opened.probe
+    info = probe.layer(args.layer)
+    method, _ = choose_preprocessing(probe, args.preprocess)
+    results = [probe.run(prepare(probe, image, method)[1], [info.name]) for image in images]
+    comparison = compare_maps(results[0].maps[info.name], results[1].maps[info.name], per_row=args.per_row, cmap=args.cmap)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = file_name(info.name)
+    save_png(comparison.grid_a, out / f"{stem}_first.png")
+    save_png(comparison.grid_b, out / f"{stem}_second.png")
+    save_png(comparison.difference, out / f"{stem}_difference.png")
+    with open(out / "channels.csv", "w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow(["rank", "channel", "difference_in_std"])
+        writer.writerows((rank, int(c), f"{comparison.scores[c]:.6g}") for rank, c in enumerate(comparison.ranking, start=1))
+    for path, result in zip(args.image, results):
+        best, chance = class_probabilities(result.predictions[0], opened.class_names)[0]
+        print(f"{Path(path).name}: predicted {best} ({chance:.1%})")
+    print(f"{info.name}: both grids on one scale, their difference and the channel ranking written to {out}")
     return 0
 
 

@@ -134,3 +134,30 @@ def test_other_views_render(app):
     at.session_state["view"] = "Layer statistics"
     at.run()
     assert "share of zero values grows" in _texts(at)
+
+
+def test_why_filters_compare_views_and_channel_link(app):
+    at = app.run()
+    at.session_state["view"] = "Compare two images"
+    at.run()
+    assert not at.exception and not at.error
+    assert "Channels that respond most differently" in _texts(at)
+    assert sum("The model says: **digit" in m.value for m in at.markdown) == 3  # the header, then both images
+
+    at.session_state["view"] = "What filters look for"
+    at.run()
+    images_before = len(at.image)
+    at.slider(key="pattern_steps").set_value(10).run()
+    at.button(key="pattern_go").click().run()
+    assert not at.exception and not at.error
+    assert len(at.image) == images_before + 1  # the patterns grid
+
+    at.session_state["view"] = "Why this answer"
+    at.run()
+    assert not at.exception and not at.error
+    assert "These filters mattered most" in _texts(at)
+    layer = at.selectbox(key="cam_layer").value
+    assert layer == "block3_conv2"  # the last convolution layer, found automatically
+    at.button(key="cam_show_1").click().run()
+    assert at.session_state["view"] == "One channel" and at.session_state["channel_layer"] == layer
+    assert not at.exception

@@ -150,3 +150,16 @@ def test_gradcam_command_writes_overlay_heatmap_ranking(tmp_path, capsys):
     assert len(rows) == 64 and rows[0]["rank"] == "1"
     assert "map for digit 1" in capsys.readouterr().out
     assert main(["gradcam", "--image", sample, "--out", str(tmp_path), "--class", "12"]) == 2
+
+
+def test_filters_and_compare_commands(tmp_path, capsys):
+    assert main(["filters", "--layer", "block1_conv2", "--channels", "0", "1", "--steps", "3", "--out", str(tmp_path / "f")]) == 0
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["kernels_block1_conv1.png", "patterns_block1_conv2.png"]
+    samples = [str(p) for p in demo_samples()[:2]]
+    assert main(["compare", "--image", *samples, "--layer", "block2_conv1", "--out", str(tmp_path / "c")]) == 0
+    names = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert names == ["block2_conv1_difference.png", "block2_conv1_first.png", "block2_conv1_second.png", "channels.csv"]
+    with open(tmp_path / "c" / "channels.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 32
+    assert main(["filters", "--layer", "block1_conv2", "--channels", "99", "--out", str(tmp_path)]) == 2
+    assert "channels 0 to 15" in capsys.readouterr().err
