@@ -42,6 +42,11 @@ def rebuild_keras2_model(path: str, config: dict) -> Any:
     return model
 
 
+def build_from_config(config: dict) -> Any:
+    """The model described by a Keras 2 config, without weights."""
+    return _build(config)
+
+
 def _build(layer_config: dict) -> Any:
     class_name = layer_config["class_name"]
     if class_name == "Sequential":

@@ -77,6 +77,8 @@ def load_model(source: ModelSource, *, trust: bool = False, name: str | None = N
     data, label = _read_source(source, name)
     kind = _file_kind(data, label)
     config = scan_model_file(data, label=label) if not trust else _read_config(data, kind)
+    if not trust:
+        _check_declared_size(config, data, kind)
     with tempfile.TemporaryDirectory(prefix="actviz-") as folder:
         path = os.path.join(folder, "model" + (".keras" if kind == "keras" else ".h5"))
         with open(path, "wb") as handle:
@@ -296,6 +298,54 @@ def _check_entry(where: str, entry: dict) -> None:
         value = config.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_LAYER_SIZE:
             raise UnsafeModelError(f"The layer {label} declares {key}={value}, an absurd size; refused to protect memory.")
+
+
+def _check_declared_size(config: dict, data: bytes, kind: str) -> None:
+    """Refuse a model whose layers declare more weights than ``MAX_MODEL_BYTES``, before any is allocated.
+
+    The layers are built inside Keras's StatelessScope, where variables get a
+    shape but no memory; their sizes are added up, then the deferred variables
+    are dropped instead of initialised. A file may declare weights it does not
+    store (Keras would allocate them, then fail), so the stored weights alone
+    prove nothing.
+    """
+    import numpy as np
+    from keras.src.backend import StatelessScope
+    from keras.src.backend.common import global_state
+
+    from . import legacy
+
+    try:
+        with StatelessScope():
+            try:
+                model = _dry_build(config, data, kind, legacy)
+                declared = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+            finally:  # leave nothing for the scope to initialise on exit
+                global_state.set_global_attribute("uninitialized_variables", [])
+    except Exception:  # a layout Keras cannot build: the real load reports it in plain words
+        return
+    if declared > MAX_MODEL_BYTES:
+        raise UnsafeModelError(
+            f"The model's layers declare {declared / 1e9:.1f} GB of weights, more than actviz opens "
+            f"({MAX_MODEL_BYTES / 1e9:.1f} GB); refused before any memory was taken."
+        )
+
+
+def _dry_build(config: dict, data: bytes, kind: str, legacy) -> Any:
+    import keras
+
+    if kind == "h5":
+        import h5py
+
+        with h5py.File(io.BytesIO(data), "r") as handle:
+            version = handle.attrs.get("keras_version", b"")
+        version = version.decode() if isinstance(version, bytes) else str(version)
+        if version.startswith("2."):
+            return legacy.build_from_config(config)
+        from keras.src.legacy.saving.saving_utils import model_from_config
+
+        return model_from_config(json.loads(json.dumps(config)))
+    return keras.models.model_from_json(json.dumps(config))
 
 
 # --- loading -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ def server(tmp_path):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+    (tmp_path / "server.pid").write_text(str(process.pid))
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -80,3 +81,55 @@ def test_first_screen_in_a_real_browser(server, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_eight_concurrent_sessions_each_get_their_own_answer(server, tmp_path):
+    """Load test on loopback: eight browser sessions at once, each with its own image and layer
+    (chosen through the URL), none sees an error, and the server's memory settles afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    from actviz.images import open_image
+    from actviz.pipeline import class_probabilities, demo_samples, open_model, prepare
+
+    opened = open_model()
+    samples = demo_samples()[:8]
+    expected = []
+    for path in samples:  # the answer each session must show, computed independently of the app
+        _, batch = prepare(opened.probe, open_image(path), "rescale")
+        expected.append(class_probabilities(opened.probe.run(batch, []).predictions[0], opened.class_names)[0][0])
+    layers = ["block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2", "block2_pool", "block3_conv1", "block3_conv2"]
+    url, pid = server, int(open(tmp_path / "server.pid").read())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            warm = browser.new_page()
+            warm.goto(url)
+            warm.wait_for_selector('[data-testid="stImage"] img', timeout=120_000)
+            warm.close()
+            before = _rss_mb(pid)
+            pages = []
+            for path, layer in zip(samples, layers):
+                page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+                page.goto(f"{url}/?sample={path.stem.replace('_', '+')}&view=One+channel&channel_layer={layer}", wait_until="commit")
+                pages.append(page)
+            for page, answer, layer in zip(pages, expected, layers):
+                page.get_by_text(f"The model says: {answer}").wait_for(timeout=120_000)
+                page.wait_for_function(IDLE, timeout=120_000)
+                assert page.locator('[data-testid="stException"]').count() == 0
+                assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+                assert page.get_by_label("Layer", exact=True).input_value() == layer
+            for page in pages:
+                page.context.close()
+        finally:
+            browser.close()
+    time.sleep(2)
+    after = _rss_mb(pid)
+    assert after < before + 400, (before, after)
