@@ -46,6 +46,17 @@ BLOCKED_LAYERS = {
 _LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization", "Hashing"}
 _SIZE_KEYS = ("units", "filters", "output_dim", "input_dim", "depth_multiplier", "num_heads", "key_dim")
 _CONTAINERS = {"Functional", "Model", "Sequential"}
+#: Keras modules a model's configuration may name; keras.config, keras.utils, keras.saving,
+#: keras.ops and the like have no business in a model file (e.g. enable_unsafe_deserialization, get_file).
+_ALLOWED_MODULES = (
+    "keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints", "keras.activations",
+    "keras.models", "keras.optimizers", "keras.losses", "keras.metrics", "keras.dtype_policies",
+    "keras.src.layers", "keras.src.initializers", "keras.src.regularizers", "keras.src.constraints",
+    "keras.src.activations", "keras.src.models", "keras.src.optimizers", "keras.src.losses", "keras.src.metrics",
+    "keras.src.dtype_policies",
+)
+#: Modules whose functions a configuration may name (activations, and losses/metrics of the training setup).
+_FUNCTION_MODULES = ("keras.activations", "keras.losses", "keras.metrics", "keras.src.activations", "keras.src.losses", "keras.src.metrics")
 
 
 @dataclass
@@ -283,6 +294,18 @@ def _check_entry(where: str, entry: dict) -> None:
             + (f" (module '{module}')" if module else "")
             + ": refused, because loading it would run that code. Only open it if you trust its author (--trust-model)."
         )
+    if isinstance(module, str) and not any(module == m or (m != "keras" and module.startswith(m + ".")) for m in _ALLOWED_MODULES):
+        raise UnsafeModelError(
+            f"The model refers to '{module}' at {label}, a part of Keras that a model file has no reason to use "
+            "(it could change settings or fetch files); refused."
+        )
+    if class_name == "function":
+        name = entry.get("config")
+        if not (isinstance(module, str) and module.startswith(_FUNCTION_MODULES) and isinstance(name, str) and _is_keras_function(module, name)):
+            raise UnsafeModelError(
+                f"The model refers to a function '{name}' from '{module}' at {label}; only Keras activations, losses "
+                "and metrics may appear in a model file. Refused."
+            )
     config = entry.get("config")
     if not isinstance(config, dict):
         return
@@ -346,6 +369,14 @@ def _dry_build(config: dict, data: bytes, kind: str, legacy) -> Any:
 
         return model_from_config(json.loads(json.dumps(config)))
     return keras.models.model_from_json(json.dumps(config))
+
+
+def _is_keras_function(module: str, name: str) -> bool:
+    """True if ``name`` is a public function of keras.activations / losses / metrics."""
+    import keras
+
+    public = module.replace("keras.src.", "keras.").split(".")[1]
+    return callable(getattr(getattr(keras, public, None), name, None))
 
 
 # --- loading -------------------------------------------------------------------------------

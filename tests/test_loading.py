@@ -183,3 +183,27 @@ def test_missing_path_and_folder(tmp_path):
         load_model(tmp_path / "missing.h5")
     with pytest.raises(ModelFileError, match="folder"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("module,function,message", [
+    ("keras.config", "enable_unsafe_deserialization", "no reason to use"),
+    ("keras.utils", "get_file", "no reason to use"),
+    ("keras.activations", "not_an_activation", "only Keras activations"),
+])
+def test_injected_keras_functions_refused(flat_model, tmp_path, module, function, message):
+    path = _save(flat_model, tmp_path / "m.keras")
+
+    def inject(config):
+        config["config"]["layers"][1]["config"]["activation"] = {"module": module, "class_name": "function", "config": function, "registered_name": "function"}
+
+    with pytest.raises(UnsafeModelError, match=message):
+        load_model(_rewrite_config(path, inject))
+
+
+def test_keras_activation_function_objects_allowed(flat_model, tmp_path):
+    path = _save(flat_model, tmp_path / "m.keras")
+
+    def as_object(config):
+        config["config"]["layers"][1]["config"]["activation"] = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "function"}
+
+    assert load_model(_rewrite_config(path, as_object)).model.get_layer("conv_1") is not None
