@@ -455,7 +455,7 @@ def filters_view(key, opened, cmap) -> None:
     zoom = max(1, 48 // kernels.shape[1])
     st.image(tile_images(kernels, per_row=16, gap=2, zoom=zoom), caption=f"The {len(kernels)} filters of {first}, enlarged (grey: zero weight)")
     convs = [info.name for info in probe.spatial_layers if info.type in CONV_LIKE]
-    layer = st.selectbox("Layer", convs, key="pattern_layer")
+    layer = st.selectbox("Layer", convs, index=len(convs) // 2, key="pattern_layer")
     channels_total = probe.layer(layer).output_shape[-1]
     channels = st.multiselect("Channels (a few at a time: this is slow on a CPU)", list(range(channels_total)), default=list(range(min(4, channels_total))), key=f"pattern_channels_{layer}", max_selections=8)
     steps = st.slider("Steps", 10, 60, 30, 5, key="pattern_steps")
@@ -481,7 +481,7 @@ def filters_view(key, opened, cmap) -> None:
         st.info("Press the button to compute. Choosing something else stops the computation.")
 
 
-def compare_view(key, opened, method, image_digest, batch, result, per_row, cmap, class_names) -> None:
+def compare_view(key, opened, method, pixels, result, per_row, cmap, class_names) -> None:
     st.caption(
         "Two images through the same layer, on one colour scale, so equal colours mean equal responses. The third grid "
         "shows the difference (red: stronger for the first image, blue: stronger for the second)."
@@ -505,17 +505,21 @@ def compare_view(key, opened, method, image_digest, batch, result, per_row, cmap
         st.error(f"The second image cannot be used: {exc}")
         return
     other = layer_for(key[0], other_digest, method, layer, opened, other_batch)
-    comparison = compare_maps(result.maps[layer], other.maps[layer], per_row=per_row, cmap=cmap, display_width=DISPLAY_WIDTH // 2)
-    first, second = st.columns(2)
-    for column, title, prediction, grid in (
-        (first, "First image (chosen in the sidebar)", result.predictions[0], comparison.grid_a),
-        (second, f"Second image: {other_name}", other.predictions[0], comparison.grid_b),
+    rows = min(per_row, 8)  # two grids side by side: fewer, larger tiles
+    comparison = compare_maps(
+        result.maps[layer], other.maps[layer], per_row=rows, cmap=cmap, display_width=DISPLAY_WIDTH // 2,
+        difference_layout=(rows * 2, DISPLAY_WIDTH),
+    )
+    columns = st.columns(2)
+    for column, title, picture, prediction, grid in (
+        (columns[0], "First image (chosen in the sidebar)", pixels, result.predictions[0], comparison.grid_a),
+        (columns[1], f"Second image: {other_name}", other_pixels, other.predictions[0], comparison.grid_b),
     ):
         best, chance = class_probabilities(prediction, class_names)[0]
         column.markdown(f"**{title}**  \nThe model says: **{best}** ({chance:.1%})")
+        column.image(picture if picture.shape[-1] == 3 else picture[:, :, 0], width=120)
         column.image(png_bytes(grid), width="content")
-    second.image(other_pixels if other_pixels.shape[-1] == 3 else other_pixels[:, :, 0], caption="the second image as the model sees it", width=160)
-    st.markdown("**Difference** (first minus second)")
+    st.markdown("**Difference** (first minus second; white: the same, red: stronger for the first image, blue: for the second)")
     st.image(png_bytes(comparison.difference), width="content")
     st.markdown("**Channels that respond most differently**")
     for rank, channel in enumerate(comparison.ranking[:5], start=1):
@@ -617,7 +621,7 @@ def main() -> None:
             filters_view(key, opened, cmap)
     if compare_tab.open:
         with compare_tab:
-            compare_view(key, opened, method, image_digest, batch, result, per_row, cmap, class_names)
+            compare_view(key, opened, method, pixels, result, per_row, cmap, class_names)
     if stats_tab.open:
         with stats_tab:
             statistics_view(key, stats)

@@ -29,8 +29,14 @@ class Comparison:
 
 def compare_maps(
     a: np.ndarray, b: np.ndarray, *, per_row: int = 16, cmap: str = "viridis", display_width: int | None = None,
+    difference_layout: tuple[int, int | None] | None = None,
 ) -> Comparison:
-    """Compare one layer's feature maps for two images: float (H, W, C) each, same shape."""
+    """Compare one layer's feature maps for two images: float (H, W, C) each, same shape.
+
+    ``display_width`` sizes the two grids for a screen (None: full resolution);
+    ``difference_layout``: (per_row, display_width) of the difference grid, if it
+    is shown apart (default: as the two grids).
+    """
     if a.shape != b.shape:
         raise ValueError(f"The two feature maps differ in shape: {a.shape} and {b.shape}.")
     # one contrast per channel, from both images together: equal values get equal colours
@@ -40,7 +46,8 @@ def compare_maps(
     delta = np.asarray(a, np.float32) - np.asarray(b, np.float32)
     spread = np.where(shared.std > 0, shared.std, 1.0)
     scores = np.abs(delta).mean(axis=(0, 1), dtype=np.float64) / spread
-    difference = feature_grid(delta, per_row=per_row, cmap="coolwarm", display_width=display_width, moments=_centred(delta))
+    diff_per_row, diff_width = difference_layout or (per_row, display_width)
+    difference = feature_grid(delta, per_row=diff_per_row, cmap="coolwarm", display_width=diff_width, moments=_centred(delta))
     return Comparison(grid_a, grid_b, difference, scores, np.argsort(-scores, kind="stable"))
 
 
