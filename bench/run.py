@@ -54,7 +54,7 @@ def worker_notebook(model_path: str, image_path: str, out: str) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    import keras
+    import keras  # noqa: F401 -- as the notebook does (its first cell prints keras.__version__)
     import matplotlib.pyplot as plt
     import numpy as np
     from keras import models

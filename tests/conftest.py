@@ -57,6 +57,30 @@ def nested_model(keras):
     return keras.Model(inputs, outputs, name="nested")
 
 
+def _rewrite_keras_config(path, change) -> bytes:
+    """A copy of a .keras file with its config.json changed in place by ``change(config)``."""
+    import io
+    import json
+    import zipfile
+
+    source = zipfile.ZipFile(path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                change(config)
+                data = json.dumps(config).encode()
+            target.writestr(info.filename, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def rewrite_config():
+    return _rewrite_keras_config
+
+
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)

@@ -5,7 +5,6 @@ from actviz.compare import compare_maps
 from actviz.errors import LayerNotFoundError
 from actviz.filters import Cancelled, filter_patterns, first_layer_kernels, tile_images
 from actviz.graph import Probe
-from actviz.render import channel_levels
 
 
 def test_compare_shared_scale_difference_and_ranking():

@@ -170,14 +170,14 @@ def _rss_mb():
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_declared_giant_layer_refused_before_allocation(keras, tmp_path, suffix):
+def test_declared_giant_layer_refused_before_allocation(keras, tmp_path, suffix, rewrite_config):
     """A Dense layer just under Keras's own checks but 44 GB in all: refused, memory untouched."""
     small = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Flatten(), keras.layers.Dense(10, name="head")])
     small.save(tmp_path / f"small{suffix}")
     if suffix == ".keras":
         def inflate(config):
             config["config"]["layers"][-1]["config"]["units"] = 900_000
-        data = _rewrite(tmp_path / "small.keras", inflate)
+        data = rewrite_config(tmp_path / "small.keras", inflate)
     else:
         import h5py
 
@@ -190,17 +190,3 @@ def test_declared_giant_layer_refused_before_allocation(keras, tmp_path, suffix)
     with pytest.raises(UnsafeModelError, match="declare 44.2 GB of weights"):
         load_model(data)
     assert _rss_mb() < before + 200
-
-
-def _rewrite(path, change):
-    source = zipfile.ZipFile(path)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as target:
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "config.json":
-                config = json.loads(content)
-                change(config)
-                content = json.dumps(config).encode()
-            target.writestr(info.filename, content)
-    return buffer.getvalue()

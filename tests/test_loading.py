@@ -1,5 +1,4 @@
 import io
-import json
 import zipfile
 
 import numpy as np
@@ -95,22 +94,7 @@ def test_keras2_lambda_refused(tmp_path):
         load_model(tmp_path / "k2_lambda.h5")
 
 
-def _rewrite_config(path, change):
-    """A copy of a .keras file with its config.json changed by ``change(config)``."""
-    source = zipfile.ZipFile(path)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "config.json":
-                config = json.loads(data)
-                change(config)
-                data = json.dumps(config).encode()
-            target.writestr(info.filename, data)
-    return buffer.getvalue()
-
-
-def test_module_outside_keras_refused(flat_model, tmp_path):
+def test_module_outside_keras_refused(flat_model, tmp_path, rewrite_config):
     path = _save(flat_model, tmp_path / "m.keras")
 
     def inject(config):
@@ -118,10 +102,10 @@ def test_module_outside_keras_refused(flat_model, tmp_path):
         layer["config"]["activation"] = {"module": "os", "class_name": "function", "config": "system", "registered_name": "function"}
 
     with pytest.raises(UnsafeModelError, match="module 'os'"):
-        load_model(_rewrite_config(path, inject))
+        load_model(rewrite_config(path, inject))
 
 
-def test_custom_layer_class_refused(flat_model, tmp_path):
+def test_custom_layer_class_refused(flat_model, tmp_path, rewrite_config):
     path = _save(flat_model, tmp_path / "m.keras")
 
     def rename(config):
@@ -129,17 +113,17 @@ def test_custom_layer_class_refused(flat_model, tmp_path):
         config["config"]["layers"][1].pop("module", None)
 
     with pytest.raises(UnsafeModelError, match="not part of Keras"):
-        load_model(_rewrite_config(path, rename))
+        load_model(rewrite_config(path, rename))
 
 
-def test_absurd_layer_size_refused(flat_model, tmp_path):
+def test_absurd_layer_size_refused(flat_model, tmp_path, rewrite_config):
     path = _save(flat_model, tmp_path / "m.keras")
 
     def inflate(config):
         config["config"]["layers"][-1]["config"]["units"] = 10**9
 
     with pytest.raises(UnsafeModelError, match="absurd"):
-        load_model(_rewrite_config(path, inflate))
+        load_model(rewrite_config(path, inflate))
 
 
 def test_archive_member_escaping_folder_refused(flat_model, tmp_path):
@@ -190,20 +174,20 @@ def test_missing_path_and_folder(tmp_path):
     ("keras.utils", "get_file", "no reason to use"),
     ("keras.activations", "not_an_activation", "only Keras activations"),
 ])
-def test_injected_keras_functions_refused(flat_model, tmp_path, module, function, message):
+def test_injected_keras_functions_refused(flat_model, tmp_path, rewrite_config, module, function, message):
     path = _save(flat_model, tmp_path / "m.keras")
 
     def inject(config):
         config["config"]["layers"][1]["config"]["activation"] = {"module": module, "class_name": "function", "config": function, "registered_name": "function"}
 
     with pytest.raises(UnsafeModelError, match=message):
-        load_model(_rewrite_config(path, inject))
+        load_model(rewrite_config(path, inject))
 
 
-def test_keras_activation_function_objects_allowed(flat_model, tmp_path):
+def test_keras_activation_function_objects_allowed(flat_model, tmp_path, rewrite_config):
     path = _save(flat_model, tmp_path / "m.keras")
 
     def as_object(config):
         config["config"]["layers"][1]["config"]["activation"] = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "function"}
 
-    assert load_model(_rewrite_config(path, as_object)).model.get_layer("conv_1") is not None
+    assert load_model(rewrite_config(path, as_object)).model.get_layer("conv_1") is not None
