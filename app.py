@@ -14,6 +14,7 @@ from collections import OrderedDict
 import io
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,7 @@ import streamlit as st
 from actviz.compare import compare_maps
 from actviz.errors import ActvizError, ImageError, ModelFileError
 from actviz.explain import METHODS, class_count, grad_cam, last_conv_layer, overlay
+from actviz.figures import channel_picture
 from actviz.filters import first_layer_kernels, filter_patterns, tile_images
 from actviz.images import PREPROCESSING, open_image
 from actviz.pipeline import (
@@ -81,7 +83,7 @@ class ModelChoice:
     trusted: bool = False
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def _path_digest(path: str, modified: float, size: int) -> str:
     """SHA-256 of a file on disk, recomputed only when the file changes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -95,7 +97,7 @@ def _fetch(url: str) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, ttl=6 * 3600, show_spinner=False)
 def load_model(digest: str, trusted: bool, _read: Callable, _label: str) -> OpenModel:
     """The model and its activation model (actviz.Probe), once per file content."""
     source = _read()
@@ -124,7 +126,7 @@ def forward_pass(model_digest: str, image_digest: str, method: str, scope: str, 
     return result
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def all_stats(key: tuple, _maps: dict) -> dict:
     return {name: layer_stats(name, activation) for name, activation in _maps.items()}
 
@@ -139,8 +141,6 @@ def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: s
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def channel_png(key: tuple, layer: str, channel: int, cmap: str, _activation) -> bytes:
     from PIL import Image
-
-    from actviz.figures import channel_picture
 
     title = f"{layer}, channel {channel}" if _activation.shape[-1] > 1 else layer
     picture = channel_picture(_activation[:, :, channel], cmap=cmap, title=title)
@@ -165,12 +165,12 @@ def layer_for(model_digest: str, image_digest: str, method: str, layer: str, _op
 
 
 @st.cache_resource(show_spinner=False)
-def pattern_store() -> OrderedDict:
-    """Filter patterns computed on request, shared by all sessions, the 16 latest kept."""
-    return OrderedDict()
+def pattern_store() -> tuple[threading.Lock, OrderedDict]:
+    """Filter patterns computed on request, shared by all sessions (hence the lock), the 16 latest kept."""
+    return threading.Lock(), OrderedDict()
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def depth_png(key: tuple, _stats: tuple) -> bytes:
     from actviz.figures import depth_chart
 
@@ -459,21 +459,23 @@ def filters_view(key, opened, cmap) -> None:
     channels_total = probe.layer(layer).output_shape[-1]
     channels = st.multiselect("Channels (a few at a time: this is slow on a CPU)", list(range(channels_total)), default=list(range(min(4, channels_total))), key=f"pattern_channels_{layer}", max_selections=8)
     steps = st.slider("Steps", 10, 60, 30, 5, key="pattern_steps")
-    store = pattern_store()
+    lock, store = pattern_store()
     wanted = (opened.loaded.digest, layer, tuple(channels), steps)
-    if wanted not in store and channels and st.button("Compute these patterns", key="pattern_go", type="primary"):
+    with lock:
+        patterns = store.get(wanted)
+    if patterns is None and channels and st.button("Compute these patterns", key="pattern_go", type="primary"):
         bar = st.progress(0.0, text="Computing ...")
         low_high = (0.0, 1.0)
         patterns = filter_patterns(
             probe, layer, channels, steps=steps, value_range=low_high,
             progress=lambda step, total: bar.progress(step / total, text=f"Step {step} of {total}"),
         )
-        store[wanted] = patterns
-        while len(store) > 16:
-            store.popitem(last=False)
+        with lock:
+            store[wanted] = patterns
+            while len(store) > 16:
+                store.popitem(last=False)
         bar.empty()
-    if wanted in store:
-        patterns = store[wanted]
+    if patterns is not None:
         zoom = max(1, 160 // patterns.shape[1])
         st.image(tile_images(patterns, per_row=4, gap=4, zoom=zoom), caption=f"Channels {', '.join(map(str, channels))} of {layer}: what each responds to most")
         st.caption("A picture that stays plain noise belongs to a filter that did not respond at all to the starting image, so there was nothing to climb.")
@@ -521,11 +523,17 @@ def compare_view(key, opened, method, pixels, result, per_row, cmap, class_names
         column.image(png_bytes(grid), width="content")
     st.markdown("**Difference** (first minus second; white: the same, red: stronger for the first image, blue: for the second)")
     st.image(png_bytes(comparison.difference), width="content")
-    st.markdown("**Channels that respond most differently**")
-    for rank, channel in enumerate(comparison.ranking[:5], start=1):
-        cols = st.columns([3, 2])
-        cols[0].write(f"{rank}. channel {int(channel)}: {comparison.scores[channel]:.2f} standard deviations apart on average")
-        cols[1].button("Show it up close", key=f"cmp_show_{rank}", on_click=_show_channel, args=(layer, int(channel)))
+    st.markdown("**Channels that respond most differently** (how far apart, in standard deviations of that channel)")
+    ranked = [int(c) for c in comparison.ranking]
+    channel = st.selectbox(
+        "Look at one channel in both images", ranked, key=f"compare_channel_{layer}",
+        format_func=lambda c: f"channel {c}: {comparison.scores[c]:.2f} apart",
+    )
+    a, b = result.maps[layer][:, :, channel], other.maps[layer][:, :, channel]
+    shared = (float(min(a.min(), b.min())), float(max(a.max(), b.max())))  # one colour scale for both
+    left, right = st.columns(2)
+    left.image(channel_picture(a, cmap=cmap, size=320, title=f"First image, channel {channel}", value_range=shared))
+    right.image(channel_picture(b, cmap=cmap, size=320, title=f"Second image, channel {channel}", value_range=shared))
 
 
 def statistics_view(key, stats) -> None:

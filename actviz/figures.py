@@ -16,21 +16,25 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def channel_picture(channel: np.ndarray, *, cmap: str = "viridis", size: int = 448, title: str = "") -> np.ndarray:
+def channel_picture(
+    channel: np.ndarray, *, cmap: str = "viridis", size: int = 448, title: str = "",
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """One channel, large, with a labelled colour bar: float (H, W) -> uint8 RGB image.
 
     Like the notebook's ``plt.matshow(activation[0, :, :, 10], cmap='viridis')``:
-    colours span the channel's own minimum to maximum; each activation is a block
-    of pixels (nearest neighbour), so nothing is smoothed away.
+    colours span the channel's own minimum to maximum (or ``value_range``, to put
+    two pictures on one scale); each activation is a block of pixels (nearest
+    neighbour), so nothing is smoothed away.
     """
     from PIL import Image, ImageDraw, ImageFont
 
     from .render import palette
 
     values = np.asarray(channel, dtype=np.float32)
-    low, high = float(values.min()), float(values.max())
+    low, high = value_range if value_range is not None else (float(values.min()), float(values.max()))
     span = high - low
-    levels = np.zeros(values.shape, np.uint8) if span == 0 else ((values - low) * (254.0 / span) + 0.5).astype(np.uint8)
+    levels = np.zeros(values.shape, np.uint8) if span <= 0 else (np.clip((values - low) * (254.0 / span), 0, 254) + 0.5).astype(np.uint8)
     zoom = max(1, size // max(values.shape))
     picture = palette(cmap)[np.repeat(np.repeat(levels, zoom, axis=0), zoom, axis=1)]
     height, width = picture.shape[:2]

@@ -87,3 +87,34 @@ def test_filter_patterns_cancel_and_bad_channels(flat_model):
         filter_patterns(probe, "conv_1", [0], steps=5, progress=lambda step, steps: step < 2)
     with pytest.raises(LayerNotFoundError, match="channels 0 to 5"):
         filter_patterns(probe, "conv_1", [6])
+
+
+@pytest.mark.parametrize("key,layer", [("nested_vgg16", "block2_conv1"), ("seq_mobilenetv2", "block_1_expand")])
+def test_filters_and_compare_on_keras2_nested_models(keras2_files, key, layer):
+    """On files written by Keras 2 (a VGG16 nested in a Functional model, a MobileNetV2 in a
+    Sequential one): patterns raise their channel as measured by tf_keras itself, and the
+    comparison scores match a plain numpy computation on tf_keras's feature maps."""
+    import tf_keras
+
+    from actviz.loading import load_model
+
+    probe = Probe(load_model(keras2_files[key]).model)
+    name = probe.layer(layer).name
+    reference = tf_keras.models.load_model(keras2_files[key], compile=False)
+    base = reference.layers[1] if key == "nested_vgg16" else reference.layers[0]
+    sub = tf_keras.Model(base.input, base.get_layer(layer).output)
+
+    rng = np.random.default_rng(5)
+    a, b = rng.random((2, 1, 32, 32, 3), dtype=np.float32)
+    fa, fb = sub.predict(a, verbose=0)[0], sub.predict(b, verbose=0)[0]
+    result = compare_maps(probe.run(a, [name]).maps[name], probe.run(b, [name]).maps[name])
+    both = np.concatenate([fa, fb], axis=0).astype(np.float64)
+    expected = np.abs(fa - fb).mean(axis=(0, 1)) / np.where(both.std(axis=(0, 1)) > 0, both.std(axis=(0, 1)), 1)
+    np.testing.assert_allclose(result.scores, expected, rtol=1e-3, atol=1e-5)
+
+    grey = np.full((1, 32, 32, 3), 0.5, np.float32)
+    before = sub.predict(grey, verbose=0)[0].mean(axis=(0, 1))
+    channel = int(np.argmax(before))  # a channel that responds, so there is a gradient to climb
+    raw = _raw_patterns(probe, name, [channel])
+    after = sub.predict(raw, verbose=0)[0].mean(axis=(0, 1))
+    assert after[channel] > before[channel]

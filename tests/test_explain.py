@@ -115,3 +115,24 @@ def test_grad_cam_plus_plus_and_overlay(flat_model, rng):
     np.testing.assert_array_equal(blended, pixels)  # opacity 0: the image itself
     assert overlay(pixels[..., :1], cam.heatmap).shape == (8, 8, 3)
     np.testing.assert_allclose(upsample(np.ones((2, 2)), (5, 7)), np.ones((5, 7)))
+
+
+def test_sequential_model_matches_its_functional_equivalent(keras, rng):
+    """A Sequential model (where the usual recipe gets no gradient) against the same layers as a Functional model."""
+    layers = [
+        keras.layers.Conv2D(4, 3, activation="relu", name="c1"), keras.layers.MaxPooling2D(name="p1"),
+        keras.layers.Conv2D(6, 3, activation="relu", name="c2"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax", name="out"),
+    ]
+    sequential = keras.Sequential([keras.Input((14, 12, 1)), *layers])
+    inputs = keras.Input((14, 12, 1))
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    functional = keras.Model(inputs, x)
+    batch = rng.random((1, 14, 12, 1), dtype=np.float32)
+    for class_index in range(3):
+        a = grad_cam(Probe(sequential), batch, class_index=class_index)
+        b = grad_cam(Probe(functional), batch, class_index=class_index)
+        np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-5, atol=1e-6)
+        assert a.layer == b.layer == "c2"
