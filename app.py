@@ -557,9 +557,9 @@ def model_view(opened: OpenModel) -> None:
     rows = [{
         "#": info.index, "layer": "\u2003" * info.depth + info.name, "type": info.type,
         "output shape": " x ".join("?" if d is None else str(d) for d in info.output_shape) or "-",
-        "parameters": info.params, "shown": "yes" if info.default_view else ("on request" if info.spatial else "no"),
+        "parameters": f"{info.params:,}", "shown": "yes" if info.default_view else ("on request" if info.spatial else "no"),
     } for info in probe.table]
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(rows, hide_index=True, height=min(36 * (len(rows) + 1) + 4, 720))
     st.caption(f"{opened.loaded.model.count_params():,} parameters in all.")
 
 
