@@ -259,7 +259,7 @@ class Probe:
         spatial = hasattr(outputs, "shape") and len(outputs.shape) == 4
         info = LayerInfo(
             index=len(self._trace), name=name, type=type(layer).__name__, output_shape=shape,
-            params=int(layer.count_params()) if layer.built else 0, spatial=spatial, depth=max(depth, 0),
+            params=_params(layer), spatial=spatial, depth=max(depth, 0),
         )
         self._trace.append((info, outputs))
         self._objects.append(layer)
@@ -282,6 +282,13 @@ class Probe:
         while f"{name}#{count}" in taken:
             count += 1
         return f"{name}#{count}"
+
+
+def _params(layer: Any) -> int:
+    """Weights of a layer; 0 for an unbuilt layer or a plain operation (keras.ops in a functional graph)."""
+    if not getattr(layer, "built", False) or not hasattr(layer, "count_params"):
+        return 0
+    return int(layer.count_params())
 
 
 def _input_shape(model: Any) -> tuple:

@@ -311,6 +311,12 @@ def _check_entry(where: str, entry: dict) -> None:
         return
     if class_name in _LOOKUP_LAYERS and isinstance(config.get("vocabulary"), str):
         raise UnsafeModelError(f"The layer {label} reads its vocabulary from a file or address; actviz does not open those.")
+    if class_name in ("TFOpLambda", "SlicingOpLambda"):
+        raise ModelFileError(
+            f"The model uses a TensorFlow operation written directly between its layers at {label} (a Keras 2 "
+            "feature, e.g. x * 2 or tf.concat in a tf.keras model). Keras 3 cannot read these; save the model again "
+            "with that step as a Keras layer."
+        )
     if "layers" in config or "batch_input_shape" in config or "trainable" in config:
         if class_name not in _CONTAINERS and not hasattr(keras.layers, class_name):
             raise UnsafeModelError(

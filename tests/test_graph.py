@@ -155,3 +155,17 @@ def test_rescaling_layer_detected(keras):
     x = keras.layers.Rescaling(1 / 255)(inputs)
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(x))
     assert Probe(model).rescales_inputs
+
+
+def test_keras_ops_inside_a_functional_graph(keras, rng):
+    """Plain operations (x * 2, keras.ops.relu) are graph nodes without weights: traced like layers."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="c")(inputs * 2.0 - 1.0)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.ops.relu(x)))
+    probe = Probe(model)
+    assert [info.name for info in probe.default_layers] == ["c"]
+    x = rng.random((1, 8, 8, 3), dtype=np.float32)
+    maps = probe.run(x, [info.name for info in probe.spatial_layers]).maps
+    conv = model.get_layer("c")
+    np.testing.assert_allclose(maps["c"], np.asarray(conv(x * 2.0 - 1.0))[0], rtol=1e-5, atol=1e-6)
+    assert max(info.params for info in probe.table if info.name != "c") == 0

@@ -191,3 +191,11 @@ def test_keras_activation_function_objects_allowed(flat_model, tmp_path, rewrite
         config["config"]["layers"][1]["config"]["activation"] = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "function"}
 
     assert load_model(rewrite_config(path, as_object)).model.get_layer("conv_1") is not None
+
+
+def test_keras2_tensorflow_operation_explained(tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    inputs = tf_keras.Input((8, 8, 3))
+    tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3)(inputs * 2.0)).save(tmp_path / "op.h5")
+    with pytest.raises(ModelFileError, match="TensorFlow operation written directly"):
+        load_model(tmp_path / "op.h5")
