@@ -11,6 +11,7 @@ and file-loaded Sequential models; this does not.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -86,7 +87,8 @@ class Probe:
                 "This model has no layer whose output is an image-like grid (height x width x channels), "
                 "so there are no feature maps to show. actviz needs a convolutional image model."
             )
-        self._extractors: dict[tuple, Any] = {}
+        self._extractors: dict[tuple, Any] = {}  # built on first use, shared by threads: see _memo
+        self._lock = threading.RLock()
 
     # --- what there is to see ----------------------------------------------------------
 
@@ -156,10 +158,7 @@ class Probe:
         import keras
 
         key = tuple(names)
-        if key not in self._extractors:
-            outputs = self._outputs + [self._tensors[name] for name in key]
-            self._extractors[key] = keras.Model(self._inputs, outputs, name="actviz_extractor")
-        return self._extractors[key]
+        return self._memo(key, lambda: keras.Model(self._inputs, self._outputs + [self._tensors[n] for n in key], name="actviz_extractor"))
 
     def layer_object(self, name: str) -> Any:
         """The Keras layer behind a table row (for its weights)."""
@@ -170,9 +169,7 @@ class Probe:
         import keras
 
         key = ("feature", self.layer(name).name)
-        if key not in self._extractors:
-            self._extractors[key] = keras.Model(self._inputs, self._tensors[key[1]])
-        return self._extractors[key]
+        return self._memo(key, lambda: keras.Model(self._inputs, self._tensors[key[1]]))
 
     def score_model(self, name: str) -> Any:
         """keras.Model: input -> [feature map of ``name``, class scores, probabilities], one graph.
@@ -184,10 +181,15 @@ class Probe:
         import keras
 
         key = ("score", self.layer(name).name)
-        if key not in self._extractors:
-            feature = self._tensors[key[1]]
-            self._extractors[key] = keras.Model(self._inputs, [feature, self._logits(), self._outputs[0]])
-        return self._extractors[key]
+        logits = self._memo(("logits",), self._logits)  # one twin layer however many score models
+        return self._memo(key, lambda: keras.Model(self._inputs, [self._tensors[key[1]], logits, self._outputs[0]]))
+
+    def _memo(self, key: tuple, build) -> Any:
+        """The model for ``key``, built once even when sessions ask for it at the same time."""
+        with self._lock:
+            if key not in self._extractors:
+                self._extractors[key] = build()
+            return self._extractors[key]
 
     @property
     def output_activation(self) -> str:
