@@ -160,3 +160,18 @@ def test_why_filters_compare_views_and_channel_link(app):
     at.button(key="cam_show_1").click().run()
     assert at.session_state["view"] == "One channel" and at.session_state["channel_layer"] == layer
     assert not at.exception
+
+
+def test_uploaded_keras2_nested_model_opens(app, keras2_files):
+    at = app.run()
+    at.sidebar.radio(key="model_source").set_value("Upload a model file").run()
+    data = keras2_files["nested_vgg16"].read_bytes()
+    at.sidebar.file_uploader(key="model_upload").set_value(("vgg16_custom.09-0.9650.h5", data, "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    text = _texts(at)
+    assert "vgg16/block1_conv1 · Conv2D · 32 x 32 x 64" in text
+    assert "Read as an older Keras 2 file" in text
+    at.session_state["view"] = "Why this answer"
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cam_layer").value == "vgg16/block5_conv3"
