@@ -175,3 +175,19 @@ def test_uploaded_keras2_nested_model_opens(app, keras2_files):
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="cam_layer").value == "vgg16/block5_conv3"
+
+
+def test_camera_picture_is_used(app):
+    from actviz.pipeline import demo_samples
+
+    at = app.run()
+    at.sidebar.radio(key="image_source").set_value("Camera").run()
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(demo_samples()[7]).convert("RGB").save(buffer, format="JPEG", quality=95)  # cameras send JPEG
+    at.sidebar.camera_input(key="camera").set_value(("shot.jpg", buffer.getvalue(), "image/jpeg")).run()
+    assert not at.exception and not at.error
+    assert "The model says: **digit 7**" in _texts(at)
