@@ -218,11 +218,15 @@ def model_ui() -> ModelChoice:
         if upload is None:
             st.sidebar.caption("Until a file is uploaded, the demo model is shown.")
             return _demo_choice()
-        data = upload.getvalue()
-        if len(data) > MAX_UPLOAD_MB * 1024**2:
-            st.error(f"The model file is {len(data) / 1024**2:.0f} MB; uploads may be at most {MAX_UPLOAD_MB} MB.")
+        if upload.size > MAX_UPLOAD_MB * 1024**2:
+            st.error(f"The model file is {upload.size / 1024**2:.0f} MB; uploads may be at most {MAX_UPLOAD_MB} MB.")
             return _demo_choice()
-        return ModelChoice(upload.name, hashlib.sha256(data).hexdigest(), lambda: data, trusted)
+        # hash each upload once per session: a 60 MB file costs ~40 ms to hash, on every rerun otherwise
+        digests = st.session_state.setdefault("_upload_digests", {})
+        if upload.file_id not in digests:
+            digests.clear()
+            digests[upload.file_id] = hashlib.sha256(upload.getvalue()).hexdigest()
+        return ModelChoice(upload.name, digests[upload.file_id], upload.getvalue, trusted)
     if kind == "Configured model":
         try:
             if configured.lower().startswith(("http://", "https://")):
