@@ -191,3 +191,14 @@ def test_camera_picture_is_used(app):
     at.sidebar.camera_input(key="camera").set_value(("shot.jpg", buffer.getvalue(), "image/jpeg")).run()
     assert not at.exception and not at.error
     assert "The model says: **digit 7**" in _texts(at)
+
+
+def test_trust_switch_only_when_allowed(app, monkeypatch):
+    """Off in a deployment (no localhost Host header, no ACTVIZ_ALLOW_TRUST); on when a deployer turns it on."""
+    monkeypatch.delenv("ACTVIZ_ALLOW_TRUST", raising=False)
+    at = app.run()
+    at.sidebar.radio(key="model_source").set_value("Upload a model file").run()
+    assert not [c for c in at.sidebar.checkbox if c.key == "trust_model"]
+    monkeypatch.setenv("ACTVIZ_ALLOW_TRUST", "1")
+    at.run()
+    assert [c for c in at.sidebar.checkbox if c.key == "trust_model"]

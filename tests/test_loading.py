@@ -199,3 +199,40 @@ def test_keras2_tensorflow_operation_explained(tmp_path):
     tf_keras.Model(inputs, tf_keras.layers.Conv2D(2, 3)(inputs * 2.0)).save(tmp_path / "op.h5")
     with pytest.raises(ModelFileError, match="TensorFlow operation written directly"):
         load_model(tmp_path / "op.h5")
+
+
+@pytest.mark.parametrize("class_name,message", [
+    ("TFSMLayer", "loads a TensorFlow SavedModel"),
+    ("TorchModuleWrapper", "pickled PyTorch module"),
+])
+def test_code_carrying_layers_refused(flat_model, tmp_path, rewrite_config, class_name, message):
+    path = _save(flat_model, tmp_path / "m.keras")
+
+    def swap(config):
+        config["config"]["layers"][1]["class_name"] = class_name
+
+    with pytest.raises(UnsafeModelError, match=message):
+        load_model(rewrite_config(path, swap))
+
+
+def test_lookup_vocabulary_from_a_path_refused(keras, tmp_path):
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Conv2D(1, 2)(inputs)
+    model = keras.Model(inputs, x)
+    model.save(tmp_path / "m.keras")
+    import io
+    import json
+    import zipfile
+
+    source = zipfile.ZipFile(tmp_path / "m.keras")
+    config = json.loads(source.read("config.json"))
+    config["config"]["layers"].append({
+        "module": "keras.layers", "class_name": "StringLookup", "registered_name": None,
+        "config": {"name": "lookup", "vocabulary": "/etc/passwd", "trainable": False},
+    })
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, json.dumps(config) if info.filename == "config.json" else source.read(info.filename))
+    with pytest.raises(UnsafeModelError, match="vocabulary from a file"):
+        load_model(buffer.getvalue())
