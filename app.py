@@ -28,8 +28,8 @@ from actviz.figures import channel_picture
 from actviz.filters import first_layer_kernels, filter_patterns, tile_images
 from actviz.images import PREPROCESSING, open_image
 from actviz.pipeline import (
-    DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, export_bundle, file_name, open_model,
-    prepare, zip_bytes,
+    DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, export_bundle, file_name,
+    is_probability, open_model, prepare, zip_bytes,
 )
 from actviz.graph import CONV_TYPES
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
@@ -333,11 +333,16 @@ def header(opened: OpenModel, class_names: list | None, name: str, pixels, predi
         st.image(pixels if pixels.shape[-1] == 3 else pixels[:, :, 0], caption=f"{name}, as the model sees it "
                  f"({pixels.shape[1]} x {pixels.shape[0]} pixels)", width=200)
     with right:
-        ranked = class_probabilities(predictions[0], class_names)
-        best, probability = ranked[0]
-        st.markdown(f"#### The model says: **{best}** ({probability:.1%} sure)")
-        for label, value in ranked[:3]:
-            st.progress(min(max(value, 0.0), 1.0), text=f"{label}: {value:.1%}")
+        if is_probability(predictions[0]):
+            ranked = class_probabilities(predictions[0], class_names)
+            best, probability = ranked[0]
+            st.markdown(f"#### The model says: **{best}** ({probability:.1%} sure)")
+            for label, value in ranked[:3]:
+                st.progress(value, text=f"{label}: {value:.1%}")
+        else:  # scores or a regression: show the numbers, not made-up percentages
+            values = ", ".join(f"{v:.4g}" for v in predictions[0].ravel()[:10])
+            st.markdown(f"#### The model's output: {values}")
+            st.caption("These are not probabilities (the model has no softmax or sigmoid at its end), so they are shown as they are.")
         st.caption(note + ("" if class_names else " Class names are unknown for this model: type them in the sidebar."))
         for remark in opened.loaded.notes:
             st.caption(remark)

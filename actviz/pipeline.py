@@ -76,6 +76,14 @@ def prepare(probe: Probe, image: Any, method: str) -> tuple[np.ndarray, np.ndarr
     return pixels, preprocess(pixels, method)
 
 
+def is_probability(prediction: np.ndarray) -> bool:
+    """True when an output reads as class probabilities: one value in 0..1, or values in 0..1 summing to 1."""
+    values = np.asarray(prediction, dtype=np.float64).ravel()
+    if values.size == 0 or values.min() < 0 or values.max() > 1:
+        return False
+    return values.size == 1 or abs(values.sum() - 1.0) < 1e-3
+
+
 def class_probabilities(prediction: np.ndarray, class_names: list | None = None) -> list[tuple[str, float]]:
     """Name and probability of each class, highest first.
 

@@ -163,3 +163,12 @@ def test_filters_and_compare_commands(tmp_path, capsys):
         assert len(list(csv.DictReader(handle))) == 32
     assert main(["filters", "--layer", "block1_conv2", "--channels", "99", "--out", str(tmp_path)]) == 2
     assert "channels 0 to 15" in capsys.readouterr().err
+
+
+def test_prediction_reading():
+    from actviz.pipeline import class_probabilities, is_probability
+
+    assert is_probability(np.array([0.2, 0.8])) and is_probability(np.array([0.3]))
+    assert not is_probability(np.array([3.5])) and not is_probability(np.array([0.2, 0.3]))
+    assert class_probabilities(np.array([0.3]), ["normal", "pneumonia"]) == [("normal", 0.7), ("pneumonia", 0.3)]
+    assert class_probabilities(np.array([0.1, 0.6, 0.3]))[0] == ("class 1", 0.6)

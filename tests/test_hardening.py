@@ -55,7 +55,7 @@ FORMATS = [("PNG", "RGB"), ("PNG", "L"), ("PNG", "RGBA"), ("PNG", "P"), ("JPEG",
            ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"), ("WEBP", "RGB"), ("TIFF", "I;16")]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     width=st.integers(1, 64), height=st.integers(1, 64), kind=st.sampled_from(FORMATS),
     cut=st.one_of(st.none(), st.floats(0.0, 1.0)), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
@@ -98,7 +98,7 @@ json_values = st.recursive(
 layer_names = st.sampled_from(["Conv2D", "Dense", "Lambda", "InputLayer", "Functional", "Sequential", "TFSMLayer", "Nope", "MaxPooling2D"])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     class_name=layer_names, module=st.sampled_from([None, "keras.layers", "keras", "os", "builtins", "keras.src.models.functional"]),
     inner=st.lists(st.fixed_dictionaries({"class_name": layer_names, "config": json_values}), max_size=3),
