@@ -10,11 +10,11 @@ page. All computing happens in the ``actviz`` package.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 import io
 import os
 import sys
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,20 +25,20 @@ from actviz.compare import compare_maps
 from actviz.errors import ActvizError, ImageError, ModelFileError
 from actviz.explain import METHODS, class_count, grad_cam, last_conv_layer, overlay
 from actviz.figures import channel_picture
-from actviz.filters import first_layer_kernels, filter_patterns, tile_images
+from actviz.filters import filter_patterns, first_layer_kernels, tile_images
+from actviz.graph import CONV_TYPES
 from actviz.images import PREPROCESSING, open_image
 from actviz.pipeline import (
     DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, export_bundle, file_name,
     is_probability, open_model, prepare, zip_bytes,
 )
-from actviz.graph import CONV_TYPES
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.stats import STATS_COLUMNS, depth_summary, layer_stats
 
 #: Uploads larger than this are refused in code too (server.maxUploadSize caps them first).
 MAX_UPLOAD_MB = 200
+#: Pixels across a grid sent to the browser; downloads are full resolution.
 DISPLAY_WIDTH = 1200
-CONV_LIKE = CONV_TYPES  # pixels across a grid sent to the browser; downloads are full resolution
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff"]
 
 st.set_page_config(page_title="actviz: what the network sees", page_icon=":material/visibility:", layout="wide")
@@ -191,11 +191,22 @@ def _configured_model() -> str | None:
 
 
 def _trust_allowed() -> bool:
-    """The trust switch exists only on the user's own machine, or when a deployment turns it on."""
+    """The trust switch exists only when the app runs on localhost for its own user, or when turned on.
+
+    "On localhost" means all of: the server listens on a loopback address only
+    (``--server.address localhost``), the browser connects from this machine,
+    the page was asked for as localhost, and no proxy forwarded the request.
+    A Host header alone can be forged; the listening address cannot.
+    """
     if os.environ.get("ACTVIZ_ALLOW_TRUST") == "1":
         return True
-    host = (st.context.headers.get("Host") or "").split(":")[0]
-    return host in ("localhost", "127.0.0.1", "::1", "[::1]")
+    loopback = ("localhost", "127.0.0.1", "::1", "[::1]")
+    headers = st.context.headers
+    host = (headers.get("Host") or "").rsplit(":", 1)[0]
+    return (
+        (st.get_option("server.address") or "") in loopback and host in loopback
+        and st.context.ip_address is None and not headers.get("X-Forwarded-For")
+    )
 
 
 def _demo_choice() -> ModelChoice:
@@ -429,7 +440,7 @@ def why_view(key, opened, class_names, pixels, batch, result) -> None:
     labels = {i: (class_names[i] if class_names and i < len(class_names) else f"class {i}") for i in range(count)}
     probability = dict(ranked)
     predicted = next(i for i in range(count) if labels[i] == ranked[0][0])
-    convs = [info.name for info in probe.spatial_layers if info.name in result.maps and info.type in CONV_LIKE]
+    convs = [info.name for info in probe.spatial_layers if info.name in result.maps and info.type in CONV_TYPES]
     left, middle, right = st.columns(3)
     class_index = left.selectbox(
         "Explain the answer", list(labels), index=predicted, key="cam_class",
@@ -463,7 +474,7 @@ def filters_view(key, opened, cmap) -> None:
     first, kernels = first_layer_kernels(probe)
     zoom = max(1, 48 // kernels.shape[1])
     st.image(tile_images(kernels, per_row=16, gap=2, zoom=zoom), caption=f"The {len(kernels)} filters of {first}, enlarged (grey: zero weight)")
-    convs = [info.name for info in probe.spatial_layers if info.type in CONV_LIKE]
+    convs = [info.name for info in probe.spatial_layers if info.type in CONV_TYPES]
     layer = st.selectbox("Layer", convs, index=len(convs) // 2, key="pattern_layer")
     channels_total = probe.layer(layer).output_shape[-1]
     channels = st.multiselect("Channels (a few at a time: this is slow on a CPU)", list(range(channels_total)), default=list(range(min(4, channels_total))), key=f"pattern_channels_{layer}", max_selections=8)
