@@ -125,11 +125,13 @@ def run_layers(args: argparse.Namespace) -> int:
     opened = _open(args)
     probe = opened.probe
     print(f"model: {opened.name}  input: {_shape(probe.input_shape)}")
-    print(f"{'#':>4}  {'layer':<44} {'type':<24} {'output shape':<18} {'params':>10}  shown")
+    width = max(12, *(len(info.name) + 2 * info.depth for info in probe.table))
+    types = max(12, *(len(info.type) for info in probe.table))
+    print(f"{'#':>4}  {'layer':<{width}} {'type':<{types}} {'output shape':<18} {'params':>11}  shown")
     for info in probe.table:
         shown = "default" if info.default_view else ("yes" if info.spatial else "no")
         name = "  " * info.depth + info.name
-        print(f"{info.index:>4}  {name:<44} {info.type:<24} {_shape(info.output_shape):<18} {info.params:>10,}  {shown}")
+        print(f"{info.index:>4}  {name:<{width}} {info.type:<{types}} {_shape(info.output_shape):<18} {info.params:>11,}  {shown}")
     for note in opened.loaded.notes:
         print(f"note: {note}")
     return 0
