@@ -190,3 +190,29 @@ def test_declared_giant_layer_refused_before_allocation(keras, tmp_path, suffix,
     with pytest.raises(UnsafeModelError, match="declare 44.2 GB of weights"):
         load_model(data)
     assert _rss_mb() < before + 200
+
+
+def _h5_file(config):
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        handle.attrs["model_config"] = config if isinstance(config, str) else json.dumps(config)
+        handle.attrs["keras_version"] = "2.21.0"
+        handle.create_group("model_weights").attrs["layer_names"] = []
+    return buffer.getvalue()
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    class_name=layer_names,
+    inner=st.lists(st.fixed_dictionaries({"class_name": layer_names, "config": json_values, "name": st.text(max_size=6),
+                                          "inbound_nodes": st.just([])}), max_size=3),
+    raw=st.one_of(st.none(), st.text(max_size=30)),
+)
+def test_fuzz_keras2_h5_configs_loaded_or_refused_plainly(class_name, inner, raw):
+    config = raw if raw is not None else {"class_name": class_name, "config": {"name": "m", "layers": inner, "input_layers": [], "output_layers": []}}
+    try:
+        load_model(_h5_file(config))
+    except ActvizError as exc:
+        assert str(exc)
