@@ -33,7 +33,7 @@ from actviz.pipeline import (
     is_probability, open_model, prepare, zip_bytes,
 )
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
-from actviz.stats import STATS_COLUMNS, depth_summary, layer_stats
+from actviz.stats import depth_summary, layer_stats
 
 #: Uploads larger than this are refused in code too (server.maxUploadSize caps them first).
 MAX_UPLOAD_MB = 200
@@ -565,7 +565,14 @@ def statistics_view(key, stats) -> None:
     if len(ordered) > 1:
         st.markdown(depth_summary(ordered))
         st.image(depth_png(key, tuple(ordered)), width="content")
-    st.dataframe([s.row() for s in ordered], column_order=STATS_COLUMNS, hide_index=True)
+    rows = [{
+        "layer": s.name, "size": f"{s.shape[0]} x {s.shape[1]}", "channels": s.channels,
+        "zero values": f"{s.sparsity:.0%}", "blank channels": f"{len(s.blank)} of {s.channels}",
+        "average": f"{s.mean:.3g}", "highest": f"{s.max:.3g}",
+        "most active channels": ", ".join(map(str, s.top[:5])),
+    } for s in ordered]
+    st.dataframe(rows, hide_index=True, height=min(36 * (len(rows) + 1) + 4, 720))
+    st.caption("The same numbers, with the list of blank channels, are in stats.csv inside the ZIP download.")
 
 
 def model_view(opened: OpenModel) -> None:
