@@ -27,10 +27,10 @@ from actviz.explain import METHODS, class_count, grad_cam, last_conv_layer, over
 from actviz.figures import channel_picture
 from actviz.filters import filter_patterns, first_layer_kernels, tile_images
 from actviz.graph import CONV_TYPES
-from actviz.images import PREPROCESSING, open_image
+from actviz.images import PREPROCESSING, open_image, value_range
 from actviz.pipeline import (
-    DEMO_MODEL, OpenModel, choose_preprocessing, class_probabilities, demo_samples, export_bundle, file_name,
-    is_probability, open_model, prepare, zip_bytes,
+    DEMO_MODEL, OpenModel, choose_preprocessing, class_labels, class_probabilities, demo_samples, export_bundle,
+    file_name, is_probability, open_model, predicted_class, prepare, zip_bytes,
 )
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.stats import depth_summary, layer_stats
@@ -302,7 +302,7 @@ def layers_ui(opened: OpenModel) -> tuple[str, list[str]]:
     )
     scope = "all" if every else "default"
     offered = [info.name for info in (probe.spatial_layers if every else probe.default_layers)]
-    convs = [info.name for info in probe.default_layers if info.type != "MaxPooling2D" and info.type != "AveragePooling2D"]
+    convs = [info.name for info in probe.default_layers if info.type in CONV_TYPES]
     default = [convs[0], convs[-1]] if len(convs) > 1 else offered[:1]
     key = f"layers_{opened.loaded.digest[:12]}_{scope}"
     chosen = st.sidebar.multiselect(
@@ -435,15 +435,13 @@ def why_view(key, opened, class_names, pixels, batch, result) -> None:
         "answer, as seen by one layer (Grad-CAM). Red: strong evidence; blue: none."
     )
     probe = opened.probe
-    ranked = class_probabilities(result.predictions[0], class_names)
-    count = class_count(probe, result.predictions[0])
-    labels = {i: (class_names[i] if class_names and i < len(class_names) else f"class {i}") for i in range(count)}
-    probability = dict(ranked)
-    predicted = next(i for i in range(count) if labels[i] == ranked[0][0])
+    prediction = result.predictions[0]
+    labels = class_labels(class_count(probe, prediction), class_names)
+    probability = dict(class_probabilities(prediction, class_names))
     convs = [info.name for info in probe.spatial_layers if info.name in result.maps and info.type in CONV_TYPES]
     left, middle, right = st.columns(3)
     class_index = left.selectbox(
-        "Explain the answer", list(labels), index=predicted, key="cam_class",
+        "Explain the answer", list(range(len(labels))), index=predicted_class(prediction), key="cam_class",
         format_func=lambda i: f"{labels[i]} ({probability.get(labels[i], 0):.1%})",
     )
     default_layer = last_conv_layer(probe).name
@@ -465,7 +463,7 @@ def why_view(key, opened, class_names, pixels, batch, result) -> None:
         cols[1].button("Show it up close", key=f"cam_show_{rank}", on_click=_show_channel, args=(layer, int(channel)))
 
 
-def filters_view(key, opened, cmap) -> None:
+def filters_view(opened, method) -> None:
     st.caption(
         "What does a filter look for? Below: the first layer's filters themselves (tiny colour patterns the network "
         "learned), and, on request, an image made to excite one filter as much as possible."
@@ -480,14 +478,13 @@ def filters_view(key, opened, cmap) -> None:
     channels = st.multiselect("Channels (a few at a time: this is slow on a CPU)", list(range(channels_total)), default=list(range(min(4, channels_total))), key=f"pattern_channels_{layer}", max_selections=8)
     steps = st.slider("Steps", 10, 60, 30, 5, key="pattern_steps")
     lock, store = pattern_store()
-    wanted = (opened.loaded.digest, layer, tuple(channels), steps)
+    wanted = (opened.loaded.digest, method, layer, tuple(channels), steps)
     with lock:
         patterns = store.get(wanted)
     if patterns is None and channels and st.button("Compute these patterns", key="pattern_go", type="primary"):
         bar = st.progress(0.0, text="Computing ...")
-        low_high = (0.0, 1.0)
         patterns = filter_patterns(
-            probe, layer, channels, steps=steps, value_range=low_high,
+            probe, layer, channels, steps=steps, value_range=value_range(method, probe.input_shape[-1]),
             progress=lambda step, total: bar.progress(step / total, text=f"Step {step} of {total}"),
         )
         with lock:
@@ -653,7 +650,7 @@ def main() -> None:
             why_view(key, opened, class_names, pixels, batch, result)
     if filters_tab.open:
         with filters_tab:
-            filters_view(key, opened, cmap)
+            filters_view(opened, method)
     if compare_tab.open:
         with compare_tab:
             compare_view(key, opened, method, pixels, result, per_row, cmap, class_names)

@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument("--layer", required=True, help="a convolution layer")
     filters.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3], help="channel numbers (default 0 1 2 3)")
     filters.add_argument("--steps", type=int, default=30, help="gradient ascent steps (default 30)")
+    filters.add_argument("--preprocess", choices=["auto", *PREPROCESSING], default="auto", help="the model's pixel scaling, for the starting image's range")
     filters.add_argument("--out", required=True, help="folder to write into (created if needed)")
 
     compare = commands.add_parser("compare", help="one layer for two images: side by side on one scale, and their difference")
@@ -143,16 +144,12 @@ def run_layers(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from .images import open_image
     from .pipeline import choose_preprocessing, class_probabilities, export_bundle, prepare
-    from .render import palette
 
     if args.per_row < 1:
         raise ActvizError(f"--per-row must be at least 1 (got {args.per_row}).")
     if not 0 <= args.gap <= 16:
         raise ActvizError(f"--gap must be between 0 and 16 pixels (got {args.gap}).")
-    try:
-        palette(args.cmap)
-    except ValueError as exc:
-        raise ActvizError(f"{exc} Try viridis, magma, gray or another matplotlib colour map.") from None
+    _check_cmap(args.cmap)
     images = [(Path(path), open_image(path)) for path in args.image]  # all checked before any work
     opened = _open(args)
     probe = opened.probe
@@ -179,7 +176,7 @@ def run_gradcam(args: argparse.Namespace) -> int:
 
     from .explain import grad_cam, overlay
     from .images import open_image
-    from .pipeline import choose_preprocessing, class_probabilities, prepare
+    from .pipeline import choose_preprocessing, class_labels, class_probabilities, prepare
 
     if not 0.0 <= args.opacity <= 1.0:
         raise ActvizError(f"--opacity must be between 0 and 1 (got {args.opacity}).")
@@ -196,8 +193,7 @@ def run_gradcam(args: argparse.Namespace) -> int:
         writer = csv.writer(handle)
         writer.writerow(["rank", "channel", "weight"])
         writer.writerows((rank, int(c), f"{cam.weights[c]:.6g}") for rank, c in enumerate(cam.ranking, start=1))
-    names = opened.class_names or []
-    label = names[cam.class_index] if cam.class_index < len(names) else f"class {cam.class_index}"
+    label = class_labels(cam.class_index + 1, opened.class_names)[cam.class_index]
     best = class_probabilities(cam.predictions, opened.class_names)[0]
     print(note)
     print(f"{Path(args.image).name}: predicted {best[0]} ({best[1]:.1%}); map for {label} ({cam.probability:.1%}) "
@@ -209,6 +205,8 @@ def run_filters(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from .filters import filter_patterns, first_layer_kernels, tile_images
+    from .images import value_range
+    from .pipeline import choose_preprocessing
 
     if not 1 <= args.steps <= 1000:
         raise ActvizError(f"--steps must be between 1 and 1000 (got {args.steps}).")
@@ -220,7 +218,9 @@ def run_filters(args: argparse.Namespace) -> int:
     def report(step: int, steps: int) -> None:
         print(f"\rstep {step} of {steps}", end="", file=sys.stderr, flush=True)
 
-    patterns = filter_patterns(opened.probe, info.name, args.channels, steps=args.steps, progress=report)
+    method, _ = choose_preprocessing(opened.probe, args.preprocess)
+    start_range = value_range(method, opened.probe.input_shape[-1])
+    patterns = filter_patterns(opened.probe, info.name, args.channels, steps=args.steps, value_range=start_range, progress=report)
     print(file=sys.stderr)
     zoom = max(1, 128 // patterns.shape[1])
     Image.fromarray(tile_images(patterns, per_row=min(8, len(patterns)), gap=4, zoom=zoom)).save(out / f"patterns_{file_name(info.name)}.png")
@@ -236,12 +236,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from .compare import compare_maps
     from .images import open_image
     from .pipeline import choose_preprocessing, class_probabilities, prepare
-    from .render import palette, save_png
+    from .render import save_png
 
-    try:
-        palette(args.cmap)
-    except ValueError as exc:
-        raise ActvizError(str(exc)) from None
+    _check_cmap(args.cmap)
     images = [open_image(path) for path in args.image]
     opened = _open(args)
     probe = opened.probe
@@ -264,6 +261,15 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"{Path(path).name}: predicted {best} ({chance:.1%})")
     print(f"{info.name}: both grids on one scale, their difference and the channel ranking written to {out}")
     return 0
+
+
+def _check_cmap(name: str) -> None:
+    from .render import palette
+
+    try:
+        palette(name)
+    except ValueError as exc:
+        raise ActvizError(f"{exc} Try viridis, magma, gray or another matplotlib colour map.") from None
 
 
 def _select_layers(probe, requested: Sequence[str] | None) -> list:

@@ -98,15 +98,15 @@ def _class_score(scores, probabilities, class_index: int | None):
     """(class index, the scalar score tensor to differentiate, the class's probability)."""
     import tensorflow as tf
 
+    from .pipeline import predicted_class
+
     values = np.asarray(probabilities)[0].ravel()
-    if values.size == 1:  # one sigmoid output: two classes, p and 1 - p
+    chosen = predicted_class(values) if class_index is None else int(class_index)
+    _check_class(chosen, 2 if values.size == 1 else values.size)
+    if values.size == 1:  # one sigmoid output: two classes, p and 1 - p, logits z and -z
         p = float(values[0])
-        chosen = int(p >= 0.5) if class_index is None else int(class_index)
-        _check_class(chosen, 2)
         logit = tf.reshape(scores, [-1])[0]
         return chosen, (logit if chosen == 1 else -logit), (p if chosen == 1 else 1.0 - p)
-    chosen = int(np.argmax(values)) if class_index is None else int(class_index)
-    _check_class(chosen, values.size)
     return chosen, tf.reshape(scores, [-1])[chosen], float(values[chosen])
 
 

@@ -183,3 +183,9 @@ def preprocess(pixels: np.ndarray, method: str) -> np.ndarray:
         mean, std = (_TORCH_MEAN, _TORCH_STD) if channels == 3 else (_TORCH_MEAN.mean(), _TORCH_STD.mean())
         x = (x / 255.0 - mean) / std
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def value_range(method: str, channels: int) -> tuple[float, float]:
+    """The lowest and highest model input that ``method`` makes of 8-bit pixels (for synthetic images)."""
+    extremes = preprocess(np.array([[[0] * channels, [255] * channels]], dtype=np.uint8), method)
+    return float(extremes.min()), float(extremes.max())

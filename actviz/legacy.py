@@ -20,11 +20,11 @@ import numpy as np
 from .errors import ModelFileError
 
 
-def is_keras2_file(path: str) -> bool:
-    """True when an ``.h5`` file was written by Keras 2 (tf.keras / tf_keras)."""
+def is_keras2_file(source: Any) -> bool:
+    """True when an ``.h5`` file (a path or a file object) was written by Keras 2 (tf.keras / tf_keras)."""
     import h5py
 
-    with h5py.File(path, "r") as handle:
+    with h5py.File(source, "r") as handle:
         version = handle.attrs.get("keras_version", b"")
     version = version.decode() if isinstance(version, bytes) else str(version)
     return version.startswith("2.")

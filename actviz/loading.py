@@ -85,16 +85,19 @@ def load_model(source: ModelSource, *, trust: bool = False, name: str | None = N
     loads it in safe mode. With ``trust`` both are skipped: only for files the
     user made or trusts. Raises ``ModelFileError`` / ``UnsafeModelError``.
     """
+    from . import legacy
+
     data, label = _read_source(source, name)
     kind = _file_kind(data, label)
     config = scan_model_file(data, label=label) if not trust else _read_config(data, kind)
+    keras2 = kind == "h5" and legacy.is_keras2_file(io.BytesIO(data))
     if not trust:
-        _check_declared_size(config, data, kind)
+        _check_declared_size(config, kind, keras2)
     with tempfile.TemporaryDirectory(prefix="actviz-") as folder:
         path = os.path.join(folder, "model" + (".keras" if kind == "keras" else ".h5"))
         with open(path, "wb") as handle:
             handle.write(data)
-        model, notes = _load_path(path, kind, config, trust=trust)
+        model, notes = _load_path(path, config, keras2=keras2, trust=trust)
     return LoadedModel(model=model, name=label, digest=file_digest(data), notes=notes)
 
 
@@ -329,7 +332,7 @@ def _check_entry(where: str, entry: dict) -> None:
             raise UnsafeModelError(f"The layer {label} declares {key}={value}, an absurd size; refused to protect memory.")
 
 
-def _check_declared_size(config: dict, data: bytes, kind: str) -> None:
+def _check_declared_size(config: dict, kind: str, keras2: bool) -> None:
     """Refuse a model whose layers declare more weights than ``MAX_MODEL_BYTES``, before any is allocated.
 
     The layers are built inside Keras's StatelessScope, where variables get a
@@ -342,12 +345,10 @@ def _check_declared_size(config: dict, data: bytes, kind: str) -> None:
     from keras.src.backend import StatelessScope
     from keras.src.backend.common import global_state
 
-    from . import legacy
-
     try:
         with StatelessScope():
             try:
-                model = _dry_build(config, data, kind, legacy)
+                model = _dry_build(config, kind, keras2)
                 declared = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
             finally:  # leave nothing for the scope to initialise on exit
                 global_state.set_global_attribute("uninitialized_variables", [])
@@ -360,17 +361,15 @@ def _check_declared_size(config: dict, data: bytes, kind: str) -> None:
         )
 
 
-def _dry_build(config: dict, data: bytes, kind: str, legacy) -> Any:
+def _dry_build(config: dict, kind: str, keras2: bool) -> Any:
+    """The model of ``config`` built the way its loader will build it (weights not read)."""
     import keras
 
-    if kind == "h5":
-        import h5py
+    from . import legacy
 
-        with h5py.File(io.BytesIO(data), "r") as handle:
-            version = handle.attrs.get("keras_version", b"")
-        version = version.decode() if isinstance(version, bytes) else str(version)
-        if version.startswith("2."):
-            return legacy.build_from_config(config)
+    if keras2:
+        return legacy.build_from_config(config)
+    if kind == "h5":
         from keras.src.legacy.saving.saving_utils import model_from_config
 
         return model_from_config(json.loads(json.dumps(config)))
@@ -388,7 +387,7 @@ def _is_keras_function(module: str, name: str) -> bool:
 # --- loading -------------------------------------------------------------------------------
 
 
-def _load_path(path: str, kind: str, config: dict, *, trust: bool) -> tuple[Any, list[str]]:
+def _load_path(path: str, config: dict, *, keras2: bool, trust: bool) -> tuple[Any, list[str]]:
     import keras
 
     from . import legacy
@@ -397,7 +396,7 @@ def _load_path(path: str, kind: str, config: dict, *, trust: bool) -> tuple[Any,
         return keras.saving.load_model(path, compile=False, safe_mode=not trust), []
     except Exception as exc:  # Keras raises many types for a file it cannot rebuild
         first_error = exc
-    if kind == "h5" and legacy.is_keras2_file(path):
+    if keras2:
         try:
             model = legacy.rebuild_keras2_model(path, config)
         except ModelFileError:

@@ -84,16 +84,31 @@ def is_probability(prediction: np.ndarray) -> bool:
     return values.size == 1 or abs(values.sum() - 1.0) < 1e-3
 
 
+def class_labels(count: int, class_names: list | None = None) -> list[str]:
+    """A name for each of ``count`` classes: the given names, then "class i" for the rest."""
+    names = list(class_names or [])
+    return [names[i] if i < len(names) else f"class {i}" for i in range(count)]
+
+
+def _per_class(prediction: np.ndarray) -> np.ndarray:
+    """float64 (K,): one value per class; a single sigmoid output p becomes (1 - p, p)."""
+    values = np.asarray(prediction, dtype=np.float64).ravel()
+    return np.array([1.0 - values[0], values[0]]) if values.size == 1 else values
+
+
+def predicted_class(prediction: np.ndarray) -> int:
+    """The class the model chose (for a single sigmoid output: 1 when p >= 0.5)."""
+    values = np.asarray(prediction).ravel()
+    return int(values[0] >= 0.5) if values.size == 1 else int(np.argmax(values))
+
+
 def class_probabilities(prediction: np.ndarray, class_names: list | None = None) -> list[tuple[str, float]]:
     """Name and probability of each class, highest first.
 
     A single sigmoid output ``p`` is read as two classes: class 0 with ``1 - p``, class 1 with ``p``.
     """
-    values = np.asarray(prediction, dtype=np.float64).ravel()
-    if values.size == 1:
-        values = np.array([1.0 - values[0], values[0]])
-    names = list(class_names or [])
-    labels = [names[i] if i < len(names) else f"class {i}" for i in range(values.size)]
+    values = _per_class(prediction)
+    labels = class_labels(values.size, class_names)
     order = np.argsort(-values, kind="stable")
     return [(labels[i], float(values[i])) for i in order]
 

@@ -139,3 +139,13 @@ def test_preprocess_presets_exact_values():
     np.testing.assert_array_equal(pixels, before)  # never modified in place
     with pytest.raises(ImageError, match="Unknown preprocessing"):
         preprocess(pixels, "magic")
+
+
+def test_value_range_of_each_preprocessing():
+    from actviz.images import value_range
+
+    assert value_range("rescale", 3) == (0.0, 1.0)
+    assert value_range("none", 1) == (0.0, 255.0)
+    assert value_range("tf", 3) == (-1.0, 1.0)
+    low, high = value_range("caffe", 3)
+    assert low == pytest.approx(-123.68, abs=1e-3) and high == pytest.approx(255 - 103.939, abs=1e-3)
