@@ -21,17 +21,19 @@ from typing import Callable
 
 import streamlit as st
 
+from actviz import demo
 from actviz.compare import compare_maps
 from actviz.errors import ActvizError, ImageError, ModelFileError
-from actviz.explain import METHODS, class_count, grad_cam, last_conv_layer, overlay
-from actviz.figures import channel_picture
-from actviz.filters import filter_patterns, first_layer_kernels, tile_images
-from actviz.graph import CONV_TYPES
-from actviz.images import PREPROCESSING, open_image, value_range
-from actviz.pipeline import (
-    DEMO_MODEL, OpenModel, choose_preprocessing, class_labels, class_probabilities, demo_samples, export_bundle,
-    file_name, is_probability, open_model, predicted_class, prepare, zip_bytes,
-)
+from actviz.explain import METHODS, grad_cam
+from actviz.export import export_bundle, zip_bytes
+from actviz.figures import channel_picture, overlay, tile_images
+from actviz.filters import filter_patterns, first_layer_kernels
+from actviz.images import open_image
+from actviz.layers import CONV_TYPES
+from actviz.models import OpenModel, open_model
+from actviz.predictions import class_count, class_labels, class_probabilities, is_probability, predicted_class
+from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare, value_range
+from actviz.text import file_name
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.stats import depth_summary, layer_stats
 
@@ -91,7 +93,7 @@ def _path_digest(path: str, modified: float, size: int) -> str:
 
 @st.cache_resource(max_entries=1, ttl=3600, show_spinner="Downloading the model ...")
 def _fetch(url: str) -> tuple[bytes, str]:
-    from actviz.loading import fetch_model
+    from actviz.download import fetch_model
 
     data = fetch_model(url)
     return data, hashlib.sha256(data).hexdigest()
@@ -101,7 +103,7 @@ def _fetch(url: str) -> tuple[bytes, str]:
 def load_model(digest: str, trusted: bool, _read: Callable, _label: str) -> OpenModel:
     """The model and its activation model (actviz.Probe), once per file content."""
     source = _read()
-    return open_model(None if source == DEMO_MODEL else source, trust=trusted, name=_label)
+    return open_model(None if source == demo.MODEL else source, trust=trusted, name=_label)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -121,9 +123,17 @@ def forward_pass(model_digest: str, image_digest: str, method: str, scope: str, 
     probe = _opened.probe
     layers = probe.default_layers if scope == "default" else probe.spatial_layers
     result = probe.run(_batch, [info.name for info in layers])
-    for array in [*result.predictions, *result.maps.values()]:
+    return _first_image(result)
+
+
+def _first_image(result):
+    """The one image of a batch-of-one forward pass, as read-only arrays so no session can change what another sees."""
+    from actviz.probe import Activations
+
+    single = Activations(predictions=[p[0] for p in result.predictions], maps={n: m[0] for n, m in result.maps.items()})
+    for array in [*single.predictions, *single.maps.values()]:
         array.setflags(write=False)
-    return result
+    return single
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -158,10 +168,7 @@ def class_map(key: tuple, layer: str, class_index: int, method: str, _opened: Op
 @st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
 def layer_for(model_digest: str, image_digest: str, method: str, layer: str, _opened: OpenModel, _batch):
     """The comparison image's prediction and one layer's feature map (no other map is kept)."""
-    result = _opened.probe.run(_batch, [layer])
-    for array in [*result.predictions, *result.maps.values()]:
-        array.setflags(write=False)
-    return result
+    return _first_image(_opened.probe.run(_batch, [layer]))
 
 
 @st.cache_resource(show_spinner=False)
@@ -210,8 +217,8 @@ def _trust_allowed() -> bool:
 
 
 def _demo_choice() -> ModelChoice:
-    stat = DEMO_MODEL.stat()
-    return ModelChoice("bundled demo: handwritten digits", _path_digest(str(DEMO_MODEL), stat.st_mtime, stat.st_size), lambda: DEMO_MODEL)
+    stat = demo.MODEL.stat()
+    return ModelChoice("bundled demo: handwritten digits", _path_digest(str(demo.MODEL), stat.st_mtime, stat.st_size), lambda: demo.MODEL)
 
 
 def model_ui() -> ModelChoice:
@@ -277,7 +284,7 @@ def image_ui() -> tuple[str, bytes] | None:
         if shot is not None:
             return "camera picture", shot.getvalue()
         st.sidebar.caption("Until a picture is taken, a sample image is shown.")
-    samples = {path.stem: path for path in demo_samples()}
+    samples = {path.stem: path for path in demo.samples()}
     chosen = st.sidebar.selectbox(
         "Sample", list(samples), format_func=lambda stem: stem.replace("_", " "), key="sample",
         disabled=kind != "Sample image", bind="query-params",
@@ -291,7 +298,8 @@ def preprocessing_ui(opened: OpenModel) -> tuple[str, str]:
         "Preprocessing", list(labels), format_func=labels.get, key="preprocess",
         help="How pixel values are scaled before they enter the model. It must match how the model was trained.",
     )
-    return choose_preprocessing(opened.probe, requested)
+    chosen = choose_preprocessing(opened.probe, requested)
+    return chosen.method, chosen.note
 
 
 def layers_ui(opened: OpenModel) -> tuple[str, list[str]]:
@@ -436,7 +444,7 @@ def why_view(key, opened, class_names, pixels, batch, result) -> None:
     )
     probe = opened.probe
     prediction = result.predictions[0]
-    labels = class_labels(class_count(probe, prediction), class_names)
+    labels = class_labels(class_count(prediction), class_names)
     probability = dict(class_probabilities(prediction, class_names))
     convs = [info.name for info in probe.spatial_layers if info.name in result.maps and info.type in CONV_TYPES]
     left, middle, right = st.columns(3)
@@ -444,22 +452,22 @@ def why_view(key, opened, class_names, pixels, batch, result) -> None:
         "Explain the answer", list(range(len(labels))), index=predicted_class(prediction), key="cam_class",
         format_func=lambda i: f"{labels[i]} ({probability.get(labels[i], 0):.1%})",
     )
-    default_layer = last_conv_layer(probe).name
+    default_layer = probe.table.last_convolution().name
     layer = middle.selectbox("At layer", convs, index=convs.index(default_layer) if default_layer in convs else len(convs) - 1, key="cam_layer")
     method = right.radio("Method", list(METHODS), key="cam_method", horizontal=True, help=" / ".join(METHODS.values()))
     opacity = st.slider("Heat map opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
     cam = class_map(key, layer, class_index, method, opened, batch)
     size = max(224, min(384, pixels.shape[1]))
     over, bare = st.columns(2)
-    over.image(overlay(pixels, cam.heatmap, opacity=opacity), caption="The heat map over the image", width=size)
+    over.image(overlay(pixels, cam.heatmap[0], opacity=opacity), caption="The heat map over the image", width=size)
     bare.image(
-        channel_png(key + ("cam", class_index, method), f"Grad-CAM at {layer}", 0, "jet", cam.heatmap[:, :, None]),
-        caption=f"The heat map alone ({cam.heatmap.shape[0]} x {cam.heatmap.shape[1]}: the layer's own size)", width="content",
+        channel_png(key + ("cam", class_index, method), f"Grad-CAM at {layer}", 0, "jet", cam.heatmap[0][:, :, None]),
+        caption=f"The heat map alone ({cam.heatmap.shape[1]} x {cam.heatmap.shape[2]}: the layer's own size)", width="content",
     )
     st.markdown("**These filters mattered most for this answer** (their weight in the heat map):")
-    for rank, channel in enumerate(cam.ranking[:6], start=1):
+    for rank, channel in enumerate(cam.ranking[0][:6], start=1):
         cols = st.columns([3, 2])
-        cols[0].write(f"{rank}. channel {int(channel)} of {layer}: weight {cam.weights[channel]:.3g}")
+        cols[0].write(f"{rank}. channel {int(channel)} of {layer}: weight {cam.weights[0, channel]:.3g}")
         cols[1].button("Show it up close", key=f"cam_show_{rank}", on_click=_show_channel, args=(layer, int(channel)))
 
 
@@ -505,7 +513,7 @@ def compare_view(key, opened, method, pixels, result, per_row, cmap, class_names
         "Two images through the same layer, on one colour scale, so equal colours mean equal responses. The third grid "
         "shows the difference (red: stronger for the first image, blue: stronger for the second)."
     )
-    samples = {path.stem: path for path in demo_samples()}
+    samples = {path.stem: path for path in demo.samples()}
     source = st.radio("Second image", ["Sample image", "Upload"], key="compare_source", horizontal=True)
     if source == "Upload":
         upload = st.file_uploader("Second image", type=IMAGE_TYPES, key="compare_upload")

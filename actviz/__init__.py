@@ -4,16 +4,25 @@ Arrays in, arrays out; nothing here imports Streamlit, and importing actviz
 does not import TensorFlow (that happens when a model is first loaded).
 """
 
+__version__ = "0.3.0"
+
 from .errors import (
-    ActvizError, ImageError, LayerNotFoundError, ModelFileError, NothingToShowError, UnsafeModelError,
+    ActvizError, BudgetError, Cancelled, ChannelNotFoundError, ChoiceError, ClassNotFoundError, ImageError,
+    LayerNotFoundError, ModelFileError, NothingToShowError, UnsafeModelError,
 )
-from .images import PREPROCESSING, fit_image, open_image, preprocess
+from .images import fit_image, open_image
+from .models import OpenModel, open_model, probe_for
+from .preprocessing import PREPROCESSING, choose_preprocessing, preprocess
+from .probe import Activations, Probe
 from .render import FeatureGrid, channel_levels, feature_grid, png_bytes, save_png, tile
 from .stats import LayerStats, depth_summary, layer_stats
 
 __all__ = [
-    "ActvizError", "ImageError", "LayerNotFoundError", "ModelFileError", "NothingToShowError", "UnsafeModelError",
-    "PREPROCESSING", "fit_image", "open_image", "preprocess",
+    "__version__",
+    "ActvizError", "BudgetError", "Cancelled", "ChannelNotFoundError", "ChoiceError", "ClassNotFoundError",
+    "ImageError", "LayerNotFoundError", "ModelFileError", "NothingToShowError", "UnsafeModelError",
+    "fit_image", "open_image", "OpenModel", "open_model", "probe_for",
+    "PREPROCESSING", "choose_preprocessing", "preprocess", "Activations", "Probe",
     "FeatureGrid", "channel_levels", "feature_grid", "png_bytes", "save_png", "tile",
     "LayerStats", "depth_summary", "layer_stats",
 ]

@@ -28,3 +28,23 @@ class NothingToShowError(ActvizError):
 
 class LayerNotFoundError(ActvizError):
     """A layer the user asked for does not exist or cannot be drawn."""
+
+
+class ChoiceError(ActvizError):
+    """An option that does not exist for this model: a class, a channel, a method, a setting."""
+
+
+class ClassNotFoundError(ChoiceError):
+    """A class number outside the model's classes."""
+
+
+class ChannelNotFoundError(ChoiceError):
+    """A channel number outside a layer's channels."""
+
+
+class BudgetError(ActvizError):
+    """The work asked for would take more memory or time than allowed; refused before it starts."""
+
+
+class Cancelled(ActvizError):
+    """A long computation was stopped by the person who started it (or by a newer choice)."""

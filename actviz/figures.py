@@ -1,5 +1,6 @@
-"""Pictures for what a grid cannot show: one channel large with a colour bar (numpy and Pillow,
-a few milliseconds), and a chart across the depth of the network (matplotlib, Agg backend)."""
+"""Pictures for people: one channel large with a colour bar (numpy and Pillow, a few
+milliseconds), a chart across the depth of the network (matplotlib, Agg backend), a heat map
+over an image, and small images tiled in rows. Arrays in, uint8 arrays or PNG bytes out."""
 
 from __future__ import annotations
 
@@ -8,6 +9,18 @@ import io
 import numpy as np
 
 from .stats import LayerStats
+
+
+def picture_png(pixels: np.ndarray, *, compress_level: int = 1) -> bytes:
+    """uint8 (H, W), (H, W, 1) or (H, W, 3) -> PNG bytes (grey or RGB)."""
+    from PIL import Image
+
+    array = np.asarray(pixels, dtype=np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[:, :, 0]
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
 
 
 def _png(figure) -> bytes:
@@ -71,3 +84,41 @@ def depth_chart(stats: list[LayerStats]) -> bytes:
     axes.grid(axis="y", alpha=0.3)
     axes.legend(loc="upper left", fontsize=9)
     return _png(figure)
+
+
+def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 0..1 heatmap: float (h, w) -> float32 (H, W) for ``size`` (H, W)."""
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR), dtype=np.float32).clip(0, 1)
+
+
+def overlay(pixels: np.ndarray, heatmap: np.ndarray, *, opacity: float = 0.45, cmap: str = "jet") -> np.ndarray:
+    """The heatmap over the image: uint8 (H, W, 1|3) + float (h, w) in 0..1 -> uint8 (H, W, 3)."""
+    from .render import palette
+
+    base = np.asarray(pixels, dtype=np.float32)
+    if base.shape[-1] == 1:
+        base = np.repeat(base, 3, axis=-1)
+    levels = (upsample(heatmap, base.shape[:2]) * 255 + 0.5).astype(np.uint8)
+    colours = palette(cmap, separator=tuple(int(v) for v in _top_colour(cmap)))[levels].astype(np.float32)
+    return (base * (1 - opacity) + colours * opacity + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def _top_colour(cmap: str) -> np.ndarray:
+    import matplotlib
+
+    return (np.asarray(matplotlib.colormaps[cmap](1.0)[:3]) * 255 + 0.5).astype(np.uint8)
+
+
+def tile_images(images: np.ndarray, *, per_row: int = 8, gap: int = 2, zoom: int = 1) -> np.ndarray:
+    """Tile uint8 (N, H, W, C) images in rows, white between: -> uint8 (rows*(H+gap)-gap, cols*(W+gap)-gap, 3)."""
+    from .render import tile
+
+    if zoom > 1:
+        images = np.repeat(np.repeat(images, zoom, axis=1), zoom, axis=2)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    planes = [tile(np.moveaxis(images[..., k], 0, -1), per_row=per_row, gap=gap, fill=255) for k in range(3)]
+    return np.stack(planes, axis=-1)

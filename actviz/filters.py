@@ -13,15 +13,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ActvizError, LayerNotFoundError
-from .graph import CONV_TYPES, Probe
+from .errors import Cancelled, ChannelNotFoundError, LayerNotFoundError
+from .probe import Probe
 
 #: Side of the pattern images for models that accept any input size.
 DYNAMIC_SIZE = 128
-
-
-class Cancelled(ActvizError):
-    """The user chose something else while patterns were being computed."""
 
 
 def filter_patterns(
@@ -38,11 +34,11 @@ def filter_patterns(
     """
     import tensorflow as tf
 
-    info = probe.layer(layer)
+    info = probe.table.resolve(layer, among=probe.table.convolutions)
     count = info.output_shape[-1]
     bad = [c for c in channels if not 0 <= int(c) < count]
     if bad or not channels:
-        raise LayerNotFoundError(f"Layer '{info.name}' has channels 0 to {count - 1}; asked for {list(channels) or 'none'}.")
+        raise ChannelNotFoundError(f"Layer '{info.name}' has channels 0 to {count - 1}; asked for {list(channels) or 'none'}.")
     model = probe.feature_model(info.name)
     height, width, depth = (d or DYNAMIC_SIZE for d in probe.input_shape)
     low, high = value_range
@@ -80,7 +76,7 @@ def first_layer_kernels(probe: Probe) -> tuple[str, np.ndarray]:
     channels). Each filter is stretched to 0..255 on its own, mid-grey = 0 weight
     when the filter has weights of both signs.
     """
-    convs = [info for info in probe.spatial_layers if info.type in CONV_TYPES]
+    convs = probe.table.convolutions
     if not convs:
         raise LayerNotFoundError("This model has no convolution layer, so there are no filters to show.")
     info = convs[0]
@@ -93,15 +89,3 @@ def first_layer_kernels(probe: Probe) -> tuple[str, np.ndarray]:
     reach = np.abs(filters).max(axis=(1, 2, 3), keepdims=True)
     reach[reach == 0] = 1.0
     return info.name, ((filters / reach) * 127.5 + 127.5).round().clip(0, 255).astype(np.uint8)
-
-
-def tile_images(images: np.ndarray, *, per_row: int = 8, gap: int = 2, zoom: int = 1) -> np.ndarray:
-    """Tile uint8 (N, H, W, C) images in rows, white between: -> uint8 (rows*(H+gap)-gap, cols*(W+gap)-gap, 3)."""
-    from .render import tile
-
-    if zoom > 1:
-        images = np.repeat(np.repeat(images, zoom, axis=1), zoom, axis=2)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    planes = [tile(np.moveaxis(images[..., k], 0, -1), per_row=per_row, gap=gap, fill=255) for k in range(3)]
-    return np.stack(planes, axis=-1)

@@ -2,8 +2,8 @@
 
 ``open_image`` reads bytes or a path into an upright, fully decoded Pillow
 image, refusing broken files and decompression bombs before they are decoded.
-``fit_image`` resizes and converts colour to the model's input; ``preprocess``
-scales the pixel values the way the model was trained.
+``fit_image`` resizes and converts colour to the model's input (scaling the
+pixel values is ``preprocessing``).
 """
 
 from __future__ import annotations
@@ -26,20 +26,6 @@ MAX_PIXELS = 50_000_000
 MAX_DYNAMIC_SIDE = 512
 #: Largest ratio between the long and the short side of an image.
 MAX_ASPECT = 50
-
-#: Pixel scalings a user can pick, with the words shown for each.
-PREPROCESSING = {
-    "rescale": "pixels divided by 255, to 0..1, as in the original notebook",
-    "none": "raw pixel values 0..255 (the model scales them itself)",
-    "tf": "pixels scaled to -1..1 (MobileNet, Inception, Xception)",
-    "caffe": "BGR order, ImageNet mean subtracted (VGG16, ResNet50)",
-    "torch": "ImageNet mean and standard deviation (DenseNet, EfficientNet in PyTorch style)",
-}
-
-_IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], dtype=np.float32)
-_TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_TORCH_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
 
 def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file, upright, first frame only, as RGB or L.
@@ -158,34 +144,3 @@ def fit_image(img: Image.Image, input_shape: tuple, *, max_side: int = MAX_DYNAM
         fitted = fitted.resize((out_w, out_h), Image.Resampling.BILINEAR)
     pixels = np.asarray(fitted, dtype=np.uint8)
     return pixels.reshape(out_h, out_w, channels)
-
-
-def preprocess(pixels: np.ndarray, method: str) -> np.ndarray:
-    """Scale uint8 pixels (H, W, C) into the model's input range: float32 (1, H, W, C).
-
-    ``method`` is one of ``PREPROCESSING``. The input array is not modified.
-    """
-    if method not in PREPROCESSING:
-        choices = ", ".join(PREPROCESSING)
-        raise ImageError(f"Unknown preprocessing '{method}'. Choose one of: {choices}.")
-    x = pixels.astype(np.float32)[np.newaxis]
-    channels = x.shape[-1]
-    if method == "rescale":
-        x /= 255.0
-    elif method == "tf":
-        x = x / 127.5 - 1.0
-    elif method == "caffe":
-        if channels == 3:
-            x = x[..., ::-1] - _IMAGENET_MEAN_RGB[::-1]
-        else:
-            x = x - _IMAGENET_MEAN_RGB.mean()
-    elif method == "torch":
-        mean, std = (_TORCH_MEAN, _TORCH_STD) if channels == 3 else (_TORCH_MEAN.mean(), _TORCH_STD.mean())
-        x = (x / 255.0 - mean) / std
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def value_range(method: str, channels: int) -> tuple[float, float]:
-    """The lowest and highest model input that ``method`` makes of 8-bit pixels (for synthetic images)."""
-    extremes = preprocess(np.array([[[0] * channels, [255] * channels]], dtype=np.uint8), method)
-    return float(extremes.min()), float(extremes.max())

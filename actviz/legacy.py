@@ -34,7 +34,7 @@ def rebuild_keras2_model(path: str, config: dict) -> Any:
     """Build the model described by a Keras 2 config and load its weights from ``path``."""
     import h5py
 
-    model = _build(config)
+    model = build(config)
     with h5py.File(path, "r") as handle:
         if "model_weights" not in handle:
             raise ModelFileError("The .h5 file has a model layout but no weights.")
@@ -42,12 +42,8 @@ def rebuild_keras2_model(path: str, config: dict) -> Any:
     return model
 
 
-def build_from_config(config: dict) -> Any:
-    """The model described by a Keras 2 config, without weights."""
-    return _build(config)
-
-
-def _build(layer_config: dict) -> Any:
+def build(layer_config: dict) -> Any:
+    """The model (or layer) described by a Keras 2 config, without weights."""
     class_name = layer_config["class_name"]
     if class_name == "Sequential":
         return _build_sequential(layer_config["config"])
@@ -88,7 +84,7 @@ def _build_sequential(config: dict) -> Any:
     for entry in config["layers"]:
         batch_shape = batch_shape or entry["config"].get("batch_input_shape")
         if entry["class_name"] != "InputLayer":
-            layers.append(_build(entry))
+            layers.append(build(entry))
     if batch_shape is None:
         raise ModelFileError("The Sequential model in this file was never given an input shape, so it cannot be rebuilt.")
     return keras.Sequential([keras.Input(batch_shape=tuple(batch_shape)), *layers], name=config.get("name"))
@@ -107,7 +103,7 @@ def _build_functional(config: dict) -> Any:
                 keras.Input(batch_shape=tuple(cfg["batch_input_shape"]), dtype=cfg.get("dtype"), name=entry["name"])
             )
         else:
-            layers[entry["name"]] = _build(entry)
+            layers[entry["name"]] = build(entry)
     position = _node_positions(entries, config)
 
     def resolve(spec: list) -> Any:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .text import csv_cell
+
 STATS_COLUMNS = ["layer", "height", "width", "channels", "mean", "max", "sparsity", "blank_channels", "blank_list", "top_channels"]
 
 
@@ -82,7 +84,7 @@ class LayerStats:
     def row(self) -> dict:
         """One CSV row (see ``STATS_COLUMNS``)."""
         return {
-            "layer": self.name, "height": self.shape[0], "width": self.shape[1], "channels": self.channels,
+            "layer": csv_cell(self.name), "height": self.shape[0], "width": self.shape[1], "channels": self.channels,
             "mean": f"{self.mean:.6g}", "max": f"{self.max:.6g}", "sparsity": f"{self.sparsity:.4f}",
             "blank_channels": len(self.blank), "blank_list": " ".join(map(str, self.blank)),
             "top_channels": " ".join(map(str, self.top)),

@@ -114,7 +114,7 @@ def worker_actviz(model_path: str, image_path: str, out: str) -> dict:
     start = time.perf_counter()
     from actviz.cli import _import_keras_quietly
     from actviz.images import open_image
-    from actviz.pipeline import choose_preprocessing, open_model, prepare
+    from actviz.models import choose_preprocessing, open_model, prepare
     from actviz.render import feature_grid, save_png
 
     _import_keras_quietly()
@@ -161,7 +161,7 @@ def worker_forward(model_path: str, image_path: str, out: str) -> dict:
     start = time.perf_counter()
     from actviz.cli import _import_keras_quietly
     from actviz.images import open_image
-    from actviz.pipeline import open_model, prepare
+    from actviz.models import open_model, prepare
 
     _import_keras_quietly()
     opened = open_model(model_path if model_path != "demo" else None)

@@ -6,7 +6,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import actviz.graph
+import actviz.probe
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -101,13 +101,13 @@ def test_non_image_upload_gives_error(app):
 
 def test_interactions_do_not_rerun_the_forward_pass(app, monkeypatch):
     calls = []
-    original = actviz.graph.Probe.run
+    original = actviz.probe.Probe.run
 
     def counting(self, *args, **kwargs):
         calls.append(1)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(actviz.graph.Probe, "run", counting)
+    monkeypatch.setattr(actviz.probe.Probe, "run", counting)
     st.cache_resource.clear()
     st.cache_data.clear()
     at = app.run()
@@ -178,7 +178,7 @@ def test_uploaded_keras2_nested_model_opens(app, keras2_files):
 
 
 def test_camera_picture_is_used(app):
-    from actviz.pipeline import demo_samples
+    from actviz.demo import samples as demo_samples
 
     at = app.run()
     at.sidebar.radio(key="image_source").set_value("Camera").run()

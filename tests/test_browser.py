@@ -97,14 +97,17 @@ def test_eight_concurrent_sessions_each_get_their_own_answer(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from actviz.images import open_image
-    from actviz.pipeline import class_probabilities, demo_samples, open_model, prepare
+    from actviz.demo import samples as demo_samples
+    from actviz.models import open_model
+    from actviz.predictions import class_probabilities
+    from actviz.preprocessing import prepare
 
     opened = open_model()
     samples = demo_samples()[:8]
     expected = []
     for path in samples:  # the answer each session must show, computed independently of the app
         _, batch = prepare(opened.probe, open_image(path), "rescale")
-        expected.append(class_probabilities(opened.probe.run(batch, []).predictions[0], opened.class_names)[0][0])
+        expected.append(class_probabilities(opened.probe.run(batch, []).predictions[0][0], opened.class_names)[0][0])
     layers = ["block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2", "block2_pool", "block3_conv1", "block3_conv2"]
     url, pid = server, int(open(tmp_path / "server.pid").read())
     with sync_playwright() as p:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from actviz.cli import main
-from actviz.pipeline import DEMO_MODEL, demo_samples
+from actviz.demo import MODEL as DEMO_MODEL, samples as demo_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_demo_model_is_bundled():
 
 
 def test_importing_actviz_does_not_import_streamlit_or_tensorflow():
-    code = "import sys, actviz, actviz.cli, actviz.pipeline; print('streamlit' in sys.modules, 'tensorflow' in sys.modules)"
+    code = "import sys, actviz, actviz.cli, actviz.models; print('streamlit' in sys.modules, 'tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.strip() == "False False"
 
@@ -124,8 +124,8 @@ def test_export_bundle_and_zip(flat_model, rng):
     import io
     import zipfile
 
-    from actviz.graph import Probe
-    from actviz.pipeline import export_bundle, zip_bytes
+    from actviz.probe import Probe
+    from actviz.export import export_bundle, zip_bytes
 
     probe = Probe(flat_model)
     batch = rng.random((1, 8, 8, 3), dtype=np.float32)
@@ -133,7 +133,7 @@ def test_export_bundle_and_zip(flat_model, rng):
     assert sorted(files) == ["000_conv_1.png", "002_conv_2.png", "activations.npz", "stats.csv"]
     np.testing.assert_allclose(predictions, np.asarray(flat_model(batch))[0], rtol=1e-6)
     saved = np.load(io.BytesIO(files["activations.npz"]))
-    np.testing.assert_allclose(saved["conv_2"], probe.run(batch, ["conv_2"]).maps["conv_2"])
+    np.testing.assert_allclose(saved["conv_2"], probe.run(batch, ["conv_2"]).maps["conv_2"][0])
     archive = zipfile.ZipFile(io.BytesIO(zip_bytes(files)))
     assert archive.read("stats.csv") == files["stats.csv"]
     assert files["stats.csv"].decode().splitlines()[0].startswith("layer,height,width,channels")
@@ -166,7 +166,7 @@ def test_filters_and_compare_commands(tmp_path, capsys):
 
 
 def test_prediction_reading():
-    from actviz.pipeline import class_probabilities, is_probability
+    from actviz.predictions import class_probabilities, is_probability
 
     assert is_probability(np.array([0.2, 0.8])) and is_probability(np.array([0.3]))
     assert not is_probability(np.array([3.5])) and not is_probability(np.array([0.2, 0.3]))

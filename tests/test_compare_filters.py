@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from actviz.compare import compare_maps
-from actviz.errors import LayerNotFoundError
-from actviz.filters import Cancelled, filter_patterns, first_layer_kernels, tile_images
-from actviz.graph import Probe
+from actviz.errors import Cancelled, ChannelNotFoundError, LayerNotFoundError
+from actviz.figures import tile_images
+from actviz.filters import filter_patterns, first_layer_kernels
+from actviz.probe import Probe
 
 
 def test_compare_shared_scale_difference_and_ranking():
@@ -85,7 +86,7 @@ def test_filter_patterns_cancel_and_bad_channels(flat_model):
     probe = Probe(flat_model)
     with pytest.raises(Cancelled):
         filter_patterns(probe, "conv_1", [0], steps=5, progress=lambda step, steps: step < 2)
-    with pytest.raises(LayerNotFoundError, match="channels 0 to 5"):
+    with pytest.raises(ChannelNotFoundError, match="channels 0 to 5"):
         filter_patterns(probe, "conv_1", [6])
 
 
@@ -107,7 +108,7 @@ def test_filters_and_compare_on_keras2_nested_models(keras2_files, key, layer):
     rng = np.random.default_rng(5)
     a, b = rng.random((2, 1, 32, 32, 3), dtype=np.float32)
     fa, fb = sub.predict(a, verbose=0)[0], sub.predict(b, verbose=0)[0]
-    result = compare_maps(probe.run(a, [name]).maps[name], probe.run(b, [name]).maps[name])
+    result = compare_maps(probe.run(a, [name]).maps[name][0], probe.run(b, [name]).maps[name][0])
     both = np.concatenate([fa, fb], axis=0).astype(np.float64)
     expected = np.abs(fa - fb).mean(axis=(0, 1)) / np.where(both.std(axis=(0, 1)) > 0, both.std(axis=(0, 1)), 1)
     np.testing.assert_allclose(result.scores, expected, rtol=1e-3, atol=1e-5)

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from actviz.errors import LayerNotFoundError
-from actviz.explain import grad_cam, last_conv_layer, overlay, upsample
-from actviz.graph import Probe
+from actviz.errors import ClassNotFoundError
+from actviz.explain import grad_cam
+from actviz.figures import overlay, upsample
+from actviz.probe import Probe
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +23,12 @@ def test_grad_cam_exact_values(hand_set):
     x = np.arange(1, 7, dtype=np.float32).reshape(1, 2, 3, 1)
     cam = grad_cam(Probe(hand_set), x, class_index=0)
     # logit_0 = mean(x) - 0.5 mean(x)... weights = W[:, 0] / 6; cam = relu(x/6 - x/12) = x/12; normalised x/6
-    np.testing.assert_allclose(cam.weights, [1 / 6, 1 / 12], rtol=1e-6)
-    np.testing.assert_allclose(cam.heatmap, np.arange(1, 7).reshape(2, 3) / 6, rtol=1e-6)
-    assert cam.layer == "conv" and cam.ranking.tolist() == [0, 1]
+    np.testing.assert_allclose(cam.weights[0], [1 / 6, 1 / 12], rtol=1e-6)
+    np.testing.assert_allclose(cam.heatmap[0], np.arange(1, 7).reshape(2, 3) / 6, rtol=1e-6)
+    assert cam.layer == "conv" and cam.ranking[0].tolist() == [0, 1]
     other = grad_cam(Probe(hand_set), x, class_index=1)  # weights [0, 1/6]: relu(-x/6) = 0 everywhere
-    np.testing.assert_array_equal(other.heatmap, np.zeros((2, 3), np.float32))
-    with pytest.raises(LayerNotFoundError, match="numbered 0 to 1"):
+    np.testing.assert_array_equal(other.heatmap[0], np.zeros((2, 3), np.float32))
+    with pytest.raises(ClassNotFoundError, match="numbered 0 to 1"):
         grad_cam(Probe(hand_set), x, class_index=5)
 
 
@@ -54,12 +55,12 @@ def keras_io_grad_cam(keras, model, layer_name, x, class_index):
 def test_grad_cam_agrees_with_keras_io_recipe(keras, flat_model, rng):
     x = rng.random((1, 8, 8, 3), dtype=np.float32)
     probe = Probe(flat_model)
-    assert last_conv_layer(probe).name == "conv_2"
+    assert probe.table.last_convolution().name == "conv_2"
     for class_index in range(3):
         ours = grad_cam(probe, x, class_index=class_index)
         theirs = keras_io_grad_cam(keras, flat_model, "conv_2", x, class_index)
         if np.isfinite(theirs).all():
-            np.testing.assert_allclose(ours.heatmap, theirs, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(ours.heatmap[0], theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_nested_model_matches_its_flat_equivalent(keras, nested_model, rng):
@@ -101,19 +102,19 @@ def test_sequential_keras2_sigmoid_against_tf_keras(keras2_files):
         grads = tape.gradient(score, conv)[0].numpy()
         expected = np.maximum((conv[0].numpy() * grads.mean(axis=(0, 1))).sum(-1), 0)
         expected = expected / expected.max() if expected.max() > 0 else expected
-        np.testing.assert_allclose(cam.heatmap, expected, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(cam.heatmap[0], expected, rtol=1e-3, atol=1e-4)
         p = float(reference.predict(x, verbose=0)[0, 0])
-        assert cam.probability == pytest.approx(p if class_index == 1 else 1 - p, rel=1e-4)
+        assert cam.probability[0] == pytest.approx(p if class_index == 1 else 1 - p, rel=1e-4)
 
 
 def test_grad_cam_plus_plus_and_overlay(flat_model, rng):
     x = rng.random((1, 8, 8, 3), dtype=np.float32)
     cam = grad_cam(Probe(flat_model), x, method="gradcam++", layer="conv_1")
-    assert cam.heatmap.shape == (8, 8) and 0 <= cam.heatmap.min() and cam.heatmap.max() <= 1
+    assert cam.heatmap.shape == (1, 8, 8) and 0 <= cam.heatmap.min() and cam.heatmap.max() <= 1
     pixels = (x[0] * 255).astype(np.uint8)
-    blended = overlay(pixels, cam.heatmap, opacity=0.0)
+    blended = overlay(pixels, cam.heatmap[0], opacity=0.0)
     np.testing.assert_array_equal(blended, pixels)  # opacity 0: the image itself
-    assert overlay(pixels[..., :1], cam.heatmap).shape == (8, 8, 3)
+    assert overlay(pixels[..., :1], cam.heatmap[0]).shape == (8, 8, 3)
     np.testing.assert_allclose(upsample(np.ones((2, 2)), (5, 7)), np.ones((5, 7)))
 
 

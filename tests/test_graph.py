@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from actviz.errors import LayerNotFoundError, NothingToShowError
-from actviz.graph import Probe
+from actviz.probe import Probe
 
 
 def _plain_activations(keras, model, names, x):
@@ -17,8 +17,8 @@ def test_run_flat_model_matches_plain_keras(keras, flat_model, rng):
     result = probe.run(x, ["conv_1", "pool_1", "conv_2"])
     expected = _plain_activations(keras, flat_model, ["conv_1", "pool_1", "conv_2"], x)
     for name, want in zip(["conv_1", "pool_1", "conv_2"], expected):
-        np.testing.assert_allclose(result.maps[name], want, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(result.predictions[0], np.asarray(flat_model(x))[0], rtol=1e-6)
+        np.testing.assert_allclose(result.maps[name][0], want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(result.predictions[0][0], np.asarray(flat_model(x))[0], rtol=1e-6)
 
 
 def test_run_exact_values_with_hand_set_weights(keras):
@@ -29,7 +29,7 @@ def test_run_exact_values_with_hand_set_weights(keras):
     x = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
     result = Probe(model).run(x)
     # 1+2+4+5, 2+3+5+6, 4+5+7+8, 5+6+8+9, each plus the bias 0.5
-    np.testing.assert_array_equal(result.maps["conv_1"][:, :, 0], [[12.5, 16.5], [24.5, 28.5]])
+    np.testing.assert_array_equal(result.maps["conv_1"][0, :, :, 0], [[12.5, 16.5], [24.5, 28.5]])
 
 
 def test_nested_model_inner_layers_match_manual_computation(keras, nested_model, rng):
@@ -42,8 +42,8 @@ def test_nested_model_inner_layers_match_manual_computation(keras, nested_model,
     value = x
     for layer in base.layers[1:]:  # layer by layer, by hand
         value = np.asarray(layer(value))
-        np.testing.assert_allclose(result.maps[f"vgg_base/{layer.name}"], value[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(result.predictions[0], np.asarray(nested_model(x))[0], rtol=1e-5)
+        np.testing.assert_allclose(result.maps[f"vgg_base/{layer.name}"][0], value[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.predictions[0][0], np.asarray(nested_model(x))[0], rtol=1e-5)
 
 
 def test_nested_sequential_inside_sequential(keras, rng):
@@ -54,8 +54,8 @@ def test_nested_sequential_inside_sequential(keras, rng):
     x = rng.random((1, 10, 10, 3), dtype=np.float32)
     maps = probe.run(x, ["inner/r1", "c2"]).maps
     manual = np.asarray(inner(x))
-    np.testing.assert_allclose(maps["inner/r1"], manual[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(maps["c2"], np.asarray(outer.get_layer("c2")(manual))[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(maps["inner/r1"][0], manual[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(maps["c2"][0], np.asarray(outer.get_layer("c2")(manual))[0], rtol=1e-5, atol=1e-6)
 
 
 def test_branches_batchnorm_depthwise_multi_output(keras, rng):
@@ -78,9 +78,9 @@ def test_branches_batchnorm_depthwise_multi_output(keras, rng):
     x = rng.random((1, 12, 16, 1), dtype=np.float32)
     result = probe.run(x, names)
     for name, want in zip(names, _plain_activations(keras, model, names, x)):
-        np.testing.assert_allclose(result.maps[name], want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(result.maps[name][0], want, rtol=1e-5, atol=1e-5)
     assert len(result.predictions) == 2
-    np.testing.assert_allclose(result.predictions[1], np.asarray(model(x)[1])[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.predictions[1][0], np.asarray(model(x)[1])[0], rtol=1e-5, atol=1e-5)
 
 
 def test_dynamic_input_size(keras, rng):
@@ -91,7 +91,7 @@ def test_dynamic_input_size(keras, rng):
     assert probe.input_shape == (None, None, 3)
     for shape in [(1, 9, 13, 3), (1, 20, 7, 3)]:
         result = probe.run(rng.random(shape, dtype=np.float32))
-        assert result.maps["conv_1"].shape == (shape[1] - 2, shape[2] - 2, 2)
+        assert result.maps["conv_1"].shape == (1, shape[1] - 2, shape[2] - 2, 2)
 
 
 def test_run_does_one_forward_pass(keras, rng):
@@ -150,11 +150,28 @@ def test_table_lists_containers_params_and_nesting(nested_model):
     assert sum(row.params for row in table if not row.container) == nested_model.count_params()
 
 
-def test_rescaling_layer_detected(keras):
+def test_preprocessing_follows_the_models_first_layers(keras):
+    """Rescaling: raw pixels, said as a fact; an adapted Normalization: a guess from its mean, said as one;
+    neither (or one after the first convolution): the notebook's pixels / 255."""
+    from actviz.preprocessing import choose_preprocessing
+
+    def model_with(first):
+        inputs = keras.Input((8, 8, 3))
+        return keras.Model(inputs, keras.layers.Conv2D(2, 3)(first(inputs)))
+
+    chosen = choose_preprocessing(Probe(model_with(keras.layers.Rescaling(1 / 255))))
+    assert chosen.method == "none" and "Rescaling" in chosen.note and "suggests" not in chosen.note
+    raw = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3000.0] * 3)
+    chosen = choose_preprocessing(Probe(model_with(raw)))
+    assert chosen.method == "none" and "suggests" in chosen.note and "0..255" in chosen.note
+    unit = keras.layers.Normalization(mean=[0.48, 0.45, 0.4], variance=[0.05] * 3)
+    chosen = choose_preprocessing(Probe(model_with(unit)))
+    assert chosen.method == "rescale" and "suggests" in chosen.note and "0..1" in chosen.note
+    assert choose_preprocessing(Probe(model_with(keras.layers.Identity()))).method == "rescale"
     inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(x))
-    assert Probe(model).rescales_inputs
+    late = keras.Model(inputs, keras.layers.Rescaling(2.0)(keras.layers.Conv2D(2, 3)(inputs)))
+    assert choose_preprocessing(Probe(late)).method == "rescale"
+    assert choose_preprocessing(Probe(late), "tf").method == "tf"
 
 
 def test_keras_ops_inside_a_functional_graph(keras, rng):
@@ -167,5 +184,5 @@ def test_keras_ops_inside_a_functional_graph(keras, rng):
     x = rng.random((1, 8, 8, 3), dtype=np.float32)
     maps = probe.run(x, [info.name for info in probe.spatial_layers]).maps
     conv = model.get_layer("c")
-    np.testing.assert_allclose(maps["c"], np.asarray(conv(x * 2.0 - 1.0))[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(maps["c"][0], np.asarray(conv(x * 2.0 - 1.0))[0], rtol=1e-5, atol=1e-6)
     assert max(info.params for info in probe.table if info.name != "c") == 0

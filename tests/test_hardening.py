@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from actviz.errors import ActvizError, ImageError, ModelFileError, UnsafeModelError
-from actviz.graph import Probe
+from actviz.probe import Probe
 from actviz.images import open_image
-from actviz.loading import MAX_CONFIG_BYTES, load_model, scan_model_file
+from actviz.loading import load_model
+from actviz.scan import MAX_CONFIG_BYTES, scan_model_file
 
 
 def test_concurrent_forward_passes_on_one_model(nested_model):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from actviz.errors import ImageError
-from actviz.images import fit_image, open_image, preprocess, target_size
+from actviz.errors import ChoiceError, ImageError
+from actviz.images import fit_image, open_image, target_size
+from actviz.preprocessing import preprocess
 
 
 def _encode(image, fmt, **options):
@@ -137,12 +138,12 @@ def test_preprocess_presets_exact_values():
     )
     assert preprocess(pixels, "rescale").shape == (1, 1, 1, 3)
     np.testing.assert_array_equal(pixels, before)  # never modified in place
-    with pytest.raises(ImageError, match="Unknown preprocessing"):
+    with pytest.raises(ChoiceError, match="Unknown preprocessing"):
         preprocess(pixels, "magic")
 
 
 def test_value_range_of_each_preprocessing():
-    from actviz.images import value_range
+    from actviz.preprocessing import value_range
 
     assert value_range("rescale", 3) == (0.0, 1.0)
     assert value_range("none", 1) == (0.0, 255.0)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from actviz.errors import ModelFileError, UnsafeModelError
-from actviz.graph import Probe
-from actviz.loading import load_model, scan_model_file
+from actviz.probe import Probe
+from actviz.loading import load_model
+from actviz.scan import scan_model_file
 
 
 def _save(model, path):
@@ -40,7 +41,7 @@ def test_keras2_files_predict_like_tf_keras(keras2_files, key):
     shape = (1, *reference.input_shape[1:])
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     result = probe.run(x)
-    np.testing.assert_allclose(result.predictions[0], reference.predict(x, verbose=0)[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(result.predictions[0][0], reference.predict(x, verbose=0)[0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("key,inner", [
@@ -59,7 +60,7 @@ def test_keras2_nested_inner_activations_match_tf_keras(keras2_files, key, inner
     x = np.random.default_rng(2).random((1, 32, 32, 3), dtype=np.float32)
     maps = probe.run(x, names).maps
     for name, want in zip(names, sub.predict(x, verbose=0)):
-        np.testing.assert_allclose(maps[name], want[0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(maps[name][0], want[0], rtol=1e-4, atol=1e-4)
 
 
 def test_keras2_nested_file_needs_the_rebuild(keras2_files):

@@ -1,0 +1,240 @@
+"""A model opened for looking inside: its layer table, and one forward pass over a batch that
+returns the predictions and any layers' feature maps.
+
+``Probe`` holds the traced graph (``tracing``), the table (``layers``) and the
+small ``keras.Model`` views built on that graph (one per set of layers asked
+for, kept in a bounded cache shared by threads). Before a forward pass, the
+memory the pass will take is worked out from the traced shapes for the actual
+input, and a pass over the budget is refused in words instead of tried.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ActvizError, BudgetError, NothingToShowError
+from .layers import LayerInfo, LayerTable
+from .logits import logits_tensor, output_activation
+from .tracing import trace
+
+#: Default memory budget of one forward pass (feature maps kept plus the largest layer twice),
+#: in bytes; ACTVIZ_MAX_FORWARD_MB overrides it.
+MAX_FORWARD_BYTES = 2 * 1024**3
+#: Views of the traced graph kept per probe (one per set of layers asked for).
+MAX_VIEWS = 32
+
+
+@dataclass
+class Activations:
+    """The result of one forward pass over N images, batch axis first.
+
+    ``predictions``: one float32 array (N, ...) per model output;
+    ``maps``: layer name -> float32 (N, H, W, C) feature maps, in network order.
+    """
+
+    predictions: list
+    maps: dict
+
+    def __len__(self) -> int:
+        return int(self.predictions[0].shape[0]) if self.predictions else 0
+
+
+def forward_budget() -> int:
+    """The memory budget of one forward pass in bytes (``ACTVIZ_MAX_FORWARD_MB`` or 2 GB)."""
+    value = os.environ.get("ACTVIZ_MAX_FORWARD_MB", "")
+    return int(float(value) * 1024**2) if value.strip() else MAX_FORWARD_BYTES
+
+
+class Probe:
+    """A model opened for looking inside: its layer table and one-pass extraction.
+
+    >>> probe = Probe(model)                      # doctest: +SKIP
+    >>> result = probe.run(batch, ["block1_conv1"])  # batch: float32 (N, H, W, C), preprocessed
+    >>> result.maps["block1_conv1"].shape         # doctest: +SKIP
+    (N, 300, 300, 64)
+    """
+
+    def __init__(self, model: Any, *, max_bytes: int | None = None):
+        self._model: Any = model
+        self.max_bytes = forward_budget() if max_bytes is None else int(max_bytes)
+        self._trace = trace(model)
+        self.input_shape = tuple(self._trace.inputs.shape[1:])
+        self.table = LayerTable(self._trace.rows)
+        if not self.table.spatial:
+            raise NothingToShowError(
+                "This model has no layer whose output is an image-like grid (height x width x channels), "
+                "so there are no feature maps to show. actviz needs a convolutional image model."
+            )
+        self._views: OrderedDict[tuple, Any] = OrderedDict()
+        self._shapes: dict[tuple, dict[str, tuple]] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def model(self) -> Any:
+        """The model looked into (None once a weakly held model is gone: see ``hold_weakly``)."""
+        return self._model() if isinstance(self._model, weakref.ref) else self._model
+
+    def hold_weakly(self) -> None:
+        """Keep only a weak reference to the model, so a cache of probes keyed by model can let both go.
+
+        The traced graph holds the model's layers, not the model, so the probe keeps working.
+        """
+        self._model = weakref.ref(self.model)
+
+    # --- what there is to see ----------------------------------------------------------
+
+    @property
+    def spatial_layers(self) -> list[LayerInfo]:
+        """Every layer with an (H, W, C) output, in network order."""
+        return self.table.spatial
+
+    @property
+    def default_layers(self) -> list[LayerInfo]:
+        """Convolution and pooling layers, as the notebook shows (all spatial layers if none)."""
+        return self.table.default
+
+    def layer(self, key: str | int) -> LayerInfo:
+        """The spatial layer with this name (or unique suffix, like ``block1_conv1``) or table number."""
+        return self.table.resolve(key)
+
+    def layer_object(self, key: str | int) -> Any:
+        """The Keras layer behind a table row (for its weights and configuration)."""
+        if isinstance(key, str) and key in self._trace.layers:
+            return self._trace.layers[key]
+        return self._trace.layers[self.table.resolve(key, among=self.table.rows).name]
+
+    @property
+    def output_activation(self) -> str:
+        """'softmax', 'sigmoid' or 'linear': how the first output turns scores into probabilities."""
+        return output_activation(self._trace)
+
+    # --- the forward pass --------------------------------------------------------------
+
+    def run(self, batch: np.ndarray, layers: Iterable[str | int] | None = None) -> Activations:
+        """One forward pass over a batch: predictions and the feature maps of ``layers``.
+
+        ``batch``: float32 (N, H, W, C), already preprocessed; ``layers``: names,
+        suffixes or table numbers (default: ``default_layers``). Returns float32
+        arrays with the batch axis first. Refuses a pass whose memory, worked out
+        from the traced shapes for this input, is over ``max_bytes``.
+        """
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4:
+            raise ActvizError(f"Probe.run takes a batch of images, float32 (N, H, W, C); got an array of shape {batch.shape}.")
+        infos = self.default_layers if layers is None else [self.layer(key) for key in layers]
+        names = tuple(dict.fromkeys(info.name for info in infos))
+        self.check_budget(batch.shape, names)
+        results = self.view(names)(batch, training=False)
+        results = [np.asarray(r, dtype=np.float32) for r in (results if isinstance(results, (list, tuple)) else [results])]
+        count = len(self._trace.outputs)
+        return Activations(predictions=results[:count], maps=dict(zip(names, results[count:])))
+
+    def view(self, names: Sequence[str]) -> Any:
+        """keras.Model: input -> [*model outputs, *feature maps of ``names``], one graph."""
+        import keras
+
+        key = ("maps", *names)
+        return self._memo(key, lambda: keras.Model(self._trace.inputs, self._trace.outputs + [self._trace.tensors[n] for n in names], name="actviz_view"))
+
+    def feature_model(self, key: str | int) -> Any:
+        """keras.Model: input -> the feature map of one layer only (computes nothing past it)."""
+        import keras
+
+        name = self.layer(key).name
+        return self._memo(("feature", name), lambda: keras.Model(self._trace.inputs, self._trace.tensors[name]))
+
+    def score_model(self, key: str | int) -> Any:
+        """keras.Model: input -> [feature map of the layer, class scores, probabilities], one graph.
+
+        The class scores are the first output's logits: the values before a final
+        softmax or sigmoid (see ``logits``). Gradients flow from the scores to the
+        feature map through this one pass.
+        """
+        import keras
+
+        name = self.layer(key).name
+        logits = self._memo(("logits",), lambda: logits_tensor(self._trace))  # one twin however many score models
+        return self._memo(("score", name), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[name], logits, self._trace.outputs[0]]))
+
+    def logits_model(self) -> Any:
+        """keras.Model: input -> [class scores, probabilities] (for pixel attributions)."""
+        import keras
+
+        logits = self._memo(("logits",), lambda: logits_tensor(self._trace))
+        return self._memo(("scores",), lambda: keras.Model(self._trace.inputs, [logits, self._trace.outputs[0]]))
+
+    def _memo(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """The view for ``key``, built once even when sessions ask for it at the same time."""
+        with self._lock:
+            if key in self._views:
+                self._views.move_to_end(key)
+                return self._views[key]
+            view = self._views[key] = build()
+            models = [k for k in self._views if k != ("logits",)]
+            while len(models) > MAX_VIEWS:
+                del self._views[models.pop(0)]
+            return view
+
+    # --- memory, before any work -------------------------------------------------------
+
+    def layer_shapes(self, height: int, width: int) -> dict[str, tuple]:
+        """Each traced layer's output shape (without batch) for an input of ``height`` x ``width``.
+
+        For a fixed-size model these are the table's shapes; for one that takes
+        any size they are worked out symbolically (no computation, no memory).
+        """
+        if None not in self.input_shape[:2]:
+            return {info.name: info.output_shape for info in self.table if not info.container}
+        key = (int(height), int(width))
+        with self._lock:
+            if key not in self._shapes:
+                self._shapes[key] = self._symbolic_shapes(*key)
+                while len(self._shapes) > 64:
+                    del self._shapes[next(iter(self._shapes))]
+            return self._shapes[key]
+
+    def _symbolic_shapes(self, height: int, width: int) -> dict[str, tuple]:
+        import keras
+
+        names = [info.name for info in self.table if not info.container and hasattr(self._trace.tensors[info.name], "shape")]
+        everything = self._memo(("all",), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[n] for n in names]))
+        spec = keras.KerasTensor((1, height, width, self.input_shape[2]))
+        try:
+            outputs = everything.compute_output_spec(spec)
+        except Exception as exc:  # the model cannot take this size (e.g. smaller than its kernels)
+            raise ActvizError(
+                f"The model cannot take an image of {height} x {width} pixels ({' '.join(str(exc).split())[:200]}). "
+                "Use a larger image."
+            ) from None
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return {name: tuple(out.shape[1:]) for name, out in zip(names, outputs)}
+
+    def forward_bytes(self, batch_shape: tuple, names: Sequence[str]) -> int:
+        """Memory of one forward pass in bytes: the feature maps kept plus the largest layer
+        output twice (its input and output live at the same time), float32, for a batch of
+        ``batch_shape`` (N, H, W, C)."""
+        count, height, width = int(batch_shape[0]), int(batch_shape[1]), int(batch_shape[2])
+        shapes = self.layer_shapes(height, width)
+        size = {name: 4 * math.prod(d or 1 for d in shape) for name, shape in shapes.items()}
+        kept = sum(size.get(name, 0) for name in names) + sum(4 * math.prod(o.shape[1:] or (1,)) for o in self._trace.outputs if None not in o.shape[1:])
+        return count * (kept + 2 * max(size.values(), default=0))
+
+    def check_budget(self, batch_shape: tuple, names: Sequence[str]) -> None:
+        """Raise ``BudgetError`` when a forward pass would take more than ``max_bytes``."""
+        need = self.forward_bytes(batch_shape, names)
+        if need > self.max_bytes:
+            count = int(batch_shape[0])
+            raise BudgetError(
+                f"Running {'this image' if count == 1 else f'these {count} images'} of {batch_shape[1]} x {batch_shape[2]} "
+                f"pixels through the model would take about {need / 1e9:.1f} GB of memory, more than the "
+                f"{self.max_bytes / 1e9:.1f} GB allowed here. Use a smaller image"
+                + (", fewer images at once" if count > 1 else "") + " or fewer layers."
+            )
