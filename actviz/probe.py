@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import ActvizError, BudgetError, NothingToShowError
+from .errors import ActvizError, BudgetError, LayerNotFoundError, NothingToShowError
 from .layers import LayerInfo, LayerTable
 from .logits import logits_tensor, output_activation
 from .tracing import trace
@@ -161,15 +161,44 @@ class Probe:
         import keras
 
         name = self.layer(key).name
-        logits = self._memo(("logits",), lambda: logits_tensor(self._trace))  # one twin however many score models
+        logits = self.symbolic_logits()  # one twin however many score models
         return self._memo(("score", name), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[name], logits, self._trace.outputs[0]]))
 
     def logits_model(self) -> Any:
         """keras.Model: input -> [class scores, probabilities] (for pixel attributions)."""
         import keras
 
-        logits = self._memo(("logits",), lambda: logits_tensor(self._trace))
+        logits = self.symbolic_logits()
         return self._memo(("scores",), lambda: keras.Model(self._trace.inputs, [logits, self._trace.outputs[0]]))
+
+    # --- the traced graph, for methods that build their own views on it ------------------
+
+    @property
+    def symbolic_input(self) -> Any:
+        """The traced graph's input (a KerasTensor (None, H, W, C))."""
+        return self._trace.inputs
+
+    @property
+    def symbolic_predictions(self) -> list:
+        """The traced model outputs (KerasTensors), in the model's order."""
+        return list(self._trace.outputs)
+
+    def symbolic_output(self, key: str | int) -> Any:
+        """The traced output (a KerasTensor) of any layer in the table, spatial or not."""
+        name = key if isinstance(key, str) and key in self._trace.tensors else self.table.resolve(key, among=self.table.rows).name
+        tensor = self._trace.tensors[name]
+        if tensor is None:
+            raise LayerNotFoundError(f"'{name}' is a nested model, not a layer with an output of its own.")
+        return tensor
+
+    def symbolic_logits(self) -> Any:
+        """The first output before its final softmax/sigmoid, in the traced graph (see ``logits``)."""
+        return self._memo(("logits",), lambda: logits_tensor(self._trace))
+
+    def cached_model(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """A view built once by ``build()`` (e.g. a keras.Model on the symbolic tensors above) and
+        kept in this probe's bounded cache under ``key`` (thread-safe)."""
+        return self._memo(("custom", *key), build)
 
     def _memo(self, key: tuple, build: Callable[[], Any]) -> Any:
         """The view for ``key``, built once even when sessions ask for it at the same time."""
