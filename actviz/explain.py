@@ -1,27 +1,84 @@
-"""Why the model answered as it did: class activation maps (Grad-CAM and Grad-CAM++).
+"""Why the model answered as it did: one call for every explanation method, and Grad-CAM as it
+always was.
 
-Arrays in, arrays out. The gradients flow through the same traced graph the
-feature maps come from (``Probe.score_model``), so this works for Sequential
-models and for layers inside a nested base, where the usual recipe
-``keras.Model(model.inputs, [conv.output, model.output])`` gives no gradient or
-fails to build.
+``explain(probe, batch, method=...)`` runs any method of ``methods.METHOD_INFO``
+(class activation maps in ``cams``, pixel attributions in ``attributions``,
+occlusion in ``occlusion``) the same way: batch-first, for one class, one per
+image, or each image's predicted class, returning an ``Explanation``. The
+gradients flow through the same traced graph the feature maps come from, so
+this works for Sequential models, layers inside a nested base and Keras 2
+files, where the usual recipe ``keras.Model(model.inputs, [conv.output,
+model.output])`` gives no gradient or fails to build.
+
+``grad_cam`` keeps its own result type, ``ClassActivationMap``, for the
+``gradcam`` command and the callers written for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ChoiceError, LayerNotFoundError
-from .predictions import check_class, class_count, predicted_class
+from .batches import Progress
+from .errors import ChoiceError
+from .explanation import Explanation
+from .methods import METHOD_INFO, METHOD_NAMES, check_settings, method_info, method_table
 from .probe import Probe
+from .scores import choose_classes, class_probability, score_tensor
 
+#: The methods of the ``gradcam`` command and of ``grad_cam``.
 METHODS = {
     "gradcam": "Grad-CAM: each channel weighted by its average gradient",
     "gradcam++": "Grad-CAM++: weights that favour every region supporting the class, not only the strongest",
 }
+
+__all__ = [
+    "METHODS", "METHOD_INFO", "METHOD_NAMES", "ClassActivationMap", "Explanation", "class_scores", "explain",
+    "grad_cam", "method_info", "method_table",
+]
+
+
+def explain(
+    probe: Probe, batch: np.ndarray, *, method: str = "gradcam", class_index: int | Sequence[int] | None = None,
+    layer: str | int | None = None, batch_size: int | None = None, progress: Progress | None = None, **settings: Any,
+) -> Explanation:
+    """Explain each image's class by one method: float32 (N, H, W, C), preprocessed -> ``Explanation``.
+
+    ``method``: a name of ``METHOD_NAMES`` (``method_table()`` lists them by
+    family, with a sentence each); ``class_index``: one class for all images,
+    one per image, or None for each image's predicted class; ``layer``: the
+    convolution layer of a class activation map (default: the last one; pixel
+    methods take none). ``settings``: the method's own options, e.g.
+    ``channels`` (Score-CAM), ``samples``/``noise``/``seed`` (SmoothGrad),
+    ``steps``/``baseline``/``black`` (Integrated Gradients), ``patch``/
+    ``stride``/``fill`` (occlusion); see ``method_info(name).settings``.
+    Methods that run the model many times stack ``batch_size`` inputs per pass
+    (default: as many as memory allows) and call ``progress(done, total)``
+    after each pass; ``False`` stops them with ``Cancelled``.
+
+    >>> result = explain(probe, batch, method="scorecam", class_index=1)   # doctest: +SKIP
+    >>> result.raw.shape, result.heatmap.max()                              # doctest: +SKIP
+    ((1, 18, 18), 1.0)
+    """
+    info = method_info(method)
+    options = check_settings(method, settings)
+    if info.family == "cam":
+        from .cams import class_activation_map
+
+        return class_activation_map(probe, batch, method=method, layer=layer, class_index=class_index,
+                                    batch_size=batch_size, progress=progress, **options)
+    if layer is not None:
+        raise ChoiceError(f"{info.title} explains the input pixels, not a layer; leave the layer out.")
+    if method == "occlusion":
+        from .occlusion import occlusion
+
+        return occlusion(probe, batch, class_index=class_index, batch_size=batch_size, progress=progress, **options)
+    from .attributions import pixel_attribution
+
+    return pixel_attribution(probe, batch, method=method, class_index=class_index, batch_size=batch_size,
+                             progress=progress, **options)
 
 
 @dataclass(frozen=True)
@@ -62,29 +119,15 @@ def grad_cam(
     logit (before softmax/sigmoid); for a single sigmoid output, class 1 is the
     logit and class 0 its negative (the logit of ``1 - p``).
     """
-    import tensorflow as tf
+    from .cams import class_activation_map
 
     if method not in METHODS:
         raise ChoiceError(f"Unknown method '{method}'. Choose one of: {', '.join(METHODS)}.")
-    info = probe.table.last_convolution() if layer is None else probe.table.resolve(layer, among=probe.table.convolutions)
-    model = probe.score_model(info.name)
-    inputs = tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
-    with tf.GradientTape() as tape:
-        feature, scores, probabilities = model(inputs, training=False)
-        chosen, score, probability = class_scores(scores, probabilities, class_index)
-    gradients = tape.gradient(score, feature)
-    if gradients is None:  # the chosen layer does not lead to the output (a side branch)
-        raise LayerNotFoundError(f"The layer '{info.name}' does not lead to the model's prediction, so it has no class activation map.")
-    activation = np.asarray(feature, dtype=np.float64)
-    weights = _weights(activation, np.asarray(gradients, dtype=np.float64), method)
-    # the weighted sum of the channels, keeping only what speaks for the class (ReLU)
-    cam = np.maximum(np.einsum("nhwc,nc->nhw", activation, weights), 0.0)
-    top = cam.max(axis=(1, 2), keepdims=True)
-    heatmap = np.divide(cam, top, out=np.zeros_like(cam), where=top > 0)
+    result = class_activation_map(probe, batch, method=method, layer=layer, class_index=class_index)
     return ClassActivationMap(
-        layer=info.name, method=method, class_index=chosen, probability=probability,
-        heatmap=heatmap.astype(np.float32), raw=cam.astype(np.float32), weights=weights.astype(np.float32),
-        ranking=np.argsort(-weights, axis=1, kind="stable"), predictions=np.asarray(probabilities),
+        layer=result.layer, method=method, class_index=result.class_index, probability=result.probability,
+        heatmap=result.heatmap, raw=np.maximum(result.raw, 0.0), weights=result.weights,
+        ranking=np.argsort(-result.weights, axis=1, kind="stable"), predictions=result.predictions,
     )
 
 
@@ -96,34 +139,5 @@ def class_scores(scores, probabilities, class_index: int | Sequence[int] | None)
     """
     import tensorflow as tf
 
-    values = np.asarray(probabilities).reshape(len(probabilities), -1)
-    count = class_count(values[0])
-    if class_index is None:
-        chosen = np.array([predicted_class(row) for row in values], dtype=np.int64)
-    else:
-        wanted = [class_index] * len(values) if np.ndim(class_index) == 0 else list(class_index)
-        if len(wanted) != len(values):
-            raise ChoiceError(f"{len(wanted)} classes were given for {len(values)} images; give one class, or one per image.")
-        chosen = np.array([check_class(index, count) for index in wanted], dtype=np.int64)
-    logits = tf.reshape(scores, [len(values), -1])
-    if values.shape[1] == 1:  # one sigmoid output: two classes, p and 1 - p, logits z and -z
-        sign = tf.constant(np.where(chosen == 1, 1.0, -1.0), dtype=logits.dtype)
-        score = tf.reduce_sum(logits[:, 0] * sign)
-        probability = np.where(chosen == 1, values[:, 0], 1.0 - values[:, 0])
-    else:
-        score = tf.reduce_sum(tf.gather(logits, chosen, axis=1, batch_dims=1))
-        probability = values[np.arange(len(values)), chosen]
-    return chosen, score, probability.astype(np.float32)
-
-
-def _weights(activation: np.ndarray, grads: np.ndarray, method: str) -> np.ndarray:
-    """Channel weights, float64 (N, C), from the feature maps A and the gradients dS/dA, both (N, h, w, C)."""
-    if method == "gradcam":
-        # a vector where each entry is the mean intensity of the gradient over one channel
-        return grads.mean(axis=(1, 2))
-    # Grad-CAM++ (Chattopadhyay et al. 2018), closed form with exp(score) as the class score:
-    # alpha = g^2 / (2 g^2 + sum(A) g^3); weight = sum(alpha * relu(g))
-    g2, g3 = grads**2, grads**3
-    denominator = 2.0 * g2 + activation.sum(axis=(1, 2), keepdims=True) * g3
-    alpha = np.divide(g2, denominator, out=np.zeros_like(g2), where=denominator != 0)
-    return (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2))
+    chosen = choose_classes(probabilities, class_index)
+    return chosen, tf.reduce_sum(score_tensor(scores, chosen)), class_probability(probabilities, chosen)

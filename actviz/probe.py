@@ -171,6 +171,30 @@ class Probe:
         logits = self.symbolic_logits()
         return self._memo(("scores",), lambda: keras.Model(self._trace.inputs, [logits, self._trace.outputs[0]]))
 
+    def head_model(self, key: str | int) -> tuple[Any, bool]:
+        """The part of the network after a layer, fed a feature map of that layer: (model, takes_image).
+
+        model: feature map (N, h, w, C) -> [class scores, probabilities]; when the
+        rest of the network also reads earlier layers (a skip connection around
+        the layer), it takes [image batch, feature map] and ``takes_image`` is
+        True. Whatever value is fed replaces the layer's output (for Ablation-CAM,
+        which switches channels off, and for gradients with respect to the map
+        that do not keep the layers below it alive).
+        """
+        import keras
+
+        name = self.layer(key).name
+
+        def build() -> tuple[Any, bool]:
+            outputs = [self.symbolic_logits(), self._trace.outputs[0]]
+            feature = self._trace.tensors[name]
+            try:
+                return keras.Model(feature, outputs, name="actviz_head"), False
+            except ValueError:  # "not connected to inputs": the rest reads earlier layers too
+                return keras.Model([self._trace.inputs, feature], outputs, name="actviz_head"), True
+
+        return self._memo(("head", name), build)
+
     # --- the traced graph, for methods that build their own views on it ------------------
 
     @property

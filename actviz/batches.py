@@ -1,0 +1,91 @@
+"""Long explanations in slices: how many model inputs fit in memory at once, the slices, and the
+progress report that can stop the work.
+
+Score-CAM, Ablation-CAM, SmoothGrad, Integrated Gradients, occlusion and the
+checks each run the model on many variants of an image. They are stacked into
+batches as large as the memory budget allows (worked out from the traced shapes
+before any pass, as ``Probe.check_budget`` does), and after each batch the
+caller's ``progress(done, total)`` is told; a ``False`` answer stops the work
+with ``Cancelled``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Sequence
+
+from .errors import BudgetError, Cancelled, ChoiceError
+from .probe import Probe
+
+Progress = Callable[[int, int], "bool | None"]
+#: Most model inputs stacked in one pass, whatever the memory would allow: past this, a CPU gains
+#: nothing from a larger batch and a progress bar moves too rarely.
+MAX_BATCH = 64
+
+
+def pass_bytes(probe: Probe, shape: Sequence[int], *, keep: Sequence[str] = (), backward: bool = False) -> int:
+    """Memory of one model input of ``shape`` (H, W, C) in one pass, in bytes.
+
+    ``keep``: layers whose feature maps the pass returns. With ``backward`` the
+    pass is differentiated: every layer's output stays alive for the backward
+    pass and gets a gradient of the same size, so each counts twice.
+    """
+    batch_shape = (1, *shape)
+    if not backward:
+        return probe.forward_bytes(batch_shape, list(keep))
+    every = [info.name for info in probe.table if not info.container]
+    return 2 * probe.forward_bytes(batch_shape, every)
+
+
+def batch_size(
+    probe: Probe, shape: Sequence[int], *, keep: Sequence[str] = (), backward: bool = False,
+    requested: int | None = None, extra_bytes: int = 0,
+) -> int:
+    """How many inputs of ``shape`` (H, W, C) to stack in one pass: ``requested`` (or ``MAX_BATCH``),
+    lowered to what the memory budget allows. ``extra_bytes``: memory each stacked input needs
+    besides the pass (e.g. a mask). ``BudgetError`` when not even one fits."""
+    if requested is not None and (isinstance(requested, bool) or int(requested) < 1):
+        raise ChoiceError(f"The batch size must be a whole number of at least 1 (got {requested}).")
+    each = pass_bytes(probe, shape, keep=keep, backward=backward) + int(extra_bytes)
+    fits = probe.max_bytes // max(each, 1)
+    if fits < 1:
+        height, width = shape[0], shape[1]
+        raise BudgetError(
+            f"Explaining an image of {height} x {width} pixels would take about {each / 1e9:.1f} GB of memory in one "
+            f"pass, more than the {probe.max_bytes / 1e9:.1f} GB allowed here. Use a smaller image."
+        )
+    return int(max(1, min(fits, requested if requested is not None else MAX_BATCH)))
+
+
+def head_batch_size(
+    probe: Probe, shape: Sequence[int], name: str, *, takes_image: bool, backward: bool = False,
+    requested: int | None = None, cap: int = 4 * MAX_BATCH,
+) -> int:
+    """How many copies of a layer's map to stack when feeding the part of the network after it
+    (``Probe.head_model``): each copy costs the map plus the largest layer after it, twice (three
+    times over with ``backward``); a head that also reads the image costs a whole pass besides.
+    Small heads (pooling and a dense layer) take large stacks: there a pass is mostly overhead."""
+    height, width = int(shape[0]), int(shape[1])
+    shapes = probe.layer_shapes(height, width)
+    index = probe.layer(name).index
+    after = [4 * math.prod(d or 1 for d in shapes[info.name]) for info in probe.table
+             if info.index > index and not info.container and info.name in shapes]
+    each = 4 * math.prod(d or 1 for d in shapes[name]) * 2 + (3 if backward else 2) * max(after, default=0)
+    if takes_image:
+        each += pass_bytes(probe, shape, backward=False)
+    fits = probe.max_bytes // max(each, 1)
+    if fits < 1:
+        return batch_size(probe, shape, keep=[name], requested=1)  # raises BudgetError in words
+    return int(max(1, min(fits, requested if requested is not None else cap)))
+
+
+def slices(total: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most ``size`` covering ``range(total)``."""
+    for start in range(0, total, size):
+        yield slice(start, min(start + size, total))
+
+
+def report(progress: Progress | None, done: int, total: int) -> None:
+    """Tell ``progress`` how far the work is; raise ``Cancelled`` if it answers ``False``."""
+    if progress is not None and progress(done, total) is False:
+        raise Cancelled("The explanation was stopped before it finished; nothing was kept.")
