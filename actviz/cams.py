@@ -129,7 +129,7 @@ def layer_gradients(probe: Probe, batch: np.ndarray, name: str, activation: np.n
         feature = tf.constant(activation[part], dtype=tf.float32)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(feature)
-            logits, _ = head([batch[part], feature] if takes_image else feature, training=False)
+            logits, _ = head([tf.constant(batch[part]), feature] if takes_image else feature, training=False)
             score = tf.reduce_sum(score_tensor(logits, chosen[part]))
         gradient = tape.gradient(score, feature)
         if gradient is None:  # the layer does not lead to the output (a side branch)
