@@ -263,7 +263,8 @@ def randomisation_check(
         )
         correlations[:, depth] = [spearman(a, b) for a, b in zip(explanation.heatmap, again.heatmap)]
     report(progress, len(order), len(order))
-    return Randomisation(layers=[info.name for info in order], correlation=correlations,
+    # named as in the user's model (a copy may number its layers' default names anew)
+    return Randomisation(layers=[probe.table[info.index].name for info in order], correlation=correlations,
                          flagged=correlations[:, -1] >= FLAG_CORRELATION)
 
 
