@@ -26,7 +26,7 @@ from .batches import Progress, batch_size, report, slices
 from .errors import ChoiceError
 from .explanation import Explanation, display_map
 from .probe import Probe
-from .scores import choose_classes, class_probability, score_tensor, score_values
+from .scores import choose_classes, class_probability, score_values
 
 ATTRIBUTIONS = ("saliency", "smoothgrad", "integrated-gradients", "gradient-x-input")
 #: Baselines Integrated Gradients can start from.
@@ -156,14 +156,9 @@ def _forward(probe: Probe, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _gradient(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """float64 (M, H, W, C): d(class score)/d(input) for a stack of inputs, one backward pass."""
-    import tensorflow as tf
+    from .passes import input_gradients as compiled_gradients
 
-    x = tf.constant(inputs, dtype=tf.float32)
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(x)
-        logits, _ = probe.logits_model()(x, training=False)
-        score = tf.reduce_sum(score_tensor(logits, chosen))
-    return np.asarray(tape.gradient(score, x), dtype=np.float64)
+    return compiled_gradients(probe, inputs, chosen).astype(np.float64)
 
 
 def input_gradients(probe: Probe, batch: np.ndarray, chosen: np.ndarray, *, requested: int | None = None) -> np.ndarray:

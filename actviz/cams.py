@@ -28,6 +28,7 @@ from .batches import Progress, batch_size, head_batch_size, report, slices
 from .errors import ChoiceError, LayerNotFoundError
 from .explanation import Explanation, display_map, upsample
 from .layers import LayerInfo
+from .passes import class_logits
 from .probe import Probe
 from .scores import choose_classes, class_probability, probability_values, score_tensor, score_values
 
@@ -158,7 +159,6 @@ def score_cam_weights(
     jobs += [(n, -1) for n in range(count) if (used[n] & constant[n]).any()]  # one all-zero mask per image
     height, width, colours = batch.shape[1:]
     size = batch_size(probe, batch.shape[1:], requested=requested, extra_bytes=4 * height * width * (colours + 1))
-    model = probe.logits_model()
     found = np.zeros(len(jobs))
     for part in slices(len(jobs), size):
         images = np.array([n for n, _ in jobs[part]])
@@ -168,8 +168,7 @@ def score_cam_weights(
         low = masks.min(axis=(1, 2, 3), keepdims=True)
         high = masks.max(axis=(1, 2, 3), keepdims=True)
         masks = (masks - low) / (high - low + MASK_EPSILON)
-        logits, _ = model(batch[images] * masks, training=False)
-        found[part] = probability_values(np.asarray(logits), chosen[images])
+        found[part] = probability_values(class_logits(probe, batch[images] * masks), chosen[images])
         report(progress, part.stop, len(jobs))
     weights = np.zeros((count, depth))
     for (n, k), value in zip(jobs, found):

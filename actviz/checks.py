@@ -27,6 +27,7 @@ from .batches import Progress, report, slices
 from .batches import batch_size as fitting_batch
 from .errors import ActvizError, ChoiceError
 from .explanation import Explanation
+from .passes import class_logits
 from .probe import Probe
 from .scores import probability_values
 
@@ -192,7 +193,6 @@ def deletion_insertion(
     jobs = [(n, kind, i) for n in range(count) for kind in (0, 1) for i in range(steps + 1)]
     values = np.zeros((count, 2, steps + 1))
     size = fitting_batch(probe, batch.shape[1:], requested=batch_size, extra_bytes=batch[0].nbytes)
-    model = probe.logits_model()
     for part in slices(len(jobs), size):
         images = []
         for n, kind, i in jobs[part]:
@@ -200,7 +200,7 @@ def deletion_insertion(
             chosen[orders[n][: shown[i]]] = True
             chosen = chosen.reshape(height, width, 1)
             images.append(np.where(chosen, empty, batch[n]) if kind == 0 else np.where(chosen, batch[n], soft[n]))
-        logits, _ = model(np.stack(images), training=False)
+        logits = class_logits(probe, np.stack(images))
         which = np.array([n for n, _, _ in jobs[part]])
         probabilities = probability_values(np.asarray(logits), explanation.class_index[which])
         for (n, kind, i), value in zip(jobs[part], probabilities):

@@ -18,6 +18,7 @@ from .batches import Progress, report, slices
 from .batches import batch_size as fitting_batch
 from .errors import ChoiceError
 from .explanation import Explanation, display_map
+from .passes import class_logits
 from .probe import Probe
 from .scores import choose_classes, class_probability, score_values
 
@@ -63,7 +64,6 @@ def occlusion(
     windows = [(top, left) for top in patch_positions(height, patch, stride) for left in patch_positions(width, patch, stride)]
     jobs = [(n, w) for n in range(count) for w in range(len(windows))]
     size = fitting_batch(probe, batch.shape[1:], requested=batch_size, extra_bytes=batch[0].nbytes)
-    model = probe.logits_model()
     drops = np.zeros((count, len(windows)))
     base = score_values(logits, chosen)
     for part in slices(len(jobs), size):
@@ -72,8 +72,7 @@ def occlusion(
         for row, (n, w) in enumerate(jobs[part]):
             top, left = windows[w]
             hidden[row, top:top + patch, left:left + patch] = filler[n, top:top + patch, left:left + patch]
-        out, _ = model(hidden, training=False)
-        drops[images, [w for _, w in jobs[part]]] = base[images] - score_values(np.asarray(out), chosen[images])
+        drops[images, [w for _, w in jobs[part]]] = base[images] - score_values(class_logits(probe, hidden), chosen[images])
         report(progress, part.stop, len(jobs))
     raw = _spread(drops, windows, patch, (height, width))
     return Explanation(

