@@ -24,7 +24,8 @@ import numpy as np
 
 from .batches import Progress, batch_size, report, slices
 from .errors import ChoiceError
-from .explanation import Explanation, display_map
+from .explanation import Explanation, check_batch, display_map
+from .passes import logits_and_outputs
 from .probe import Probe
 from .scores import choose_classes, class_probability, score_values
 
@@ -72,12 +73,10 @@ def pixel_attribution(
     (N, H, W, C) in the model's input units); ``black`` is the model input of
     a black pixel (see ``black_input``).
     """
-    from .cams import _check_batch
-
     if method not in ATTRIBUTIONS:
         raise ChoiceError(f"Unknown pixel attribution '{method}'. Choose one of: {', '.join(ATTRIBUTIONS)}.")
-    batch = _check_batch(batch)
-    logits, probabilities = _forward(probe, batch)
+    batch = check_batch(batch)
+    logits, probabilities = logits_and_outputs(probe, batch)
     chosen = choose_classes(probabilities, class_index)
     details: dict = {}
     settings: dict = {}
@@ -92,7 +91,7 @@ def pixel_attribution(
         start = baseline_images(batch, baseline, black=black, seed=seed)
         settings = {"steps": steps, "baseline": baseline, "black": black, "seed": int(seed)}
         attributions = integrated_gradients(probe, batch, start, chosen, steps=steps, requested=batch_size, progress=progress)
-        start_logits, _ = _forward(probe, start)
+        start_logits, _ = logits_and_outputs(probe, start)
         details = completeness_details(attributions, score_values(logits, chosen), score_values(start_logits, chosen))
     raw = attributions.sum(axis=-1)
     display = "gradient" if method in ("saliency", "smoothgrad") else "magnitude"
@@ -144,14 +143,6 @@ def baseline_images(
 
 
 # --- the gradient passes ---------------------------------------------------------------------
-
-
-def _forward(probe: Probe, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logits (N, K) and the model's first output (N, ...) for a batch, in memory-sized passes."""
-    model = probe.logits_model()
-    size = batch_size(probe, batch.shape[1:], requested=len(batch))
-    parts = [[np.asarray(t) for t in model(batch[part], training=False)] for part in slices(len(batch), size)]
-    return np.concatenate([p[0] for p in parts]).reshape(len(batch), -1), np.concatenate([p[1] for p in parts])
 
 
 def _gradient(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarray:

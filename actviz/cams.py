@@ -26,7 +26,7 @@ import numpy as np
 
 from .batches import Progress, batch_size, head_batch_size, report, slices
 from .errors import ChoiceError, LayerNotFoundError
-from .explanation import Explanation, display_map, upsample
+from .explanation import Explanation, check_batch, display_map, upsample
 from .layers import LayerInfo
 from .passes import class_logits
 from .probe import Probe
@@ -65,7 +65,7 @@ def class_activation_map(
         raise ChoiceError(f"Unknown class activation map '{method}'. Choose one of: {', '.join(CAMS)}.")
     if channels is not None and method != "scorecam":
         raise ChoiceError("Only Score-CAM can be limited to some channels.")
-    batch = _check_batch(batch)
+    batch = check_batch(batch)
     info = cam_layer(probe, layer)
     activation, logits, probabilities = _first_pass(probe, batch, info.name)
     chosen = choose_classes(probabilities, class_index)
@@ -94,15 +94,6 @@ def class_activation_map(
 
 
 # --- the passes through the model ----------------------------------------------------------
-
-
-def _check_batch(batch: np.ndarray) -> np.ndarray:
-    from .errors import ActvizError
-
-    array = np.asarray(batch, dtype=np.float32)
-    if array.ndim != 4:
-        raise ActvizError(f"Explanations take a batch of images, float32 (N, H, W, C); got an array of shape {array.shape}.")
-    return array
 
 
 def _first_pass(probe: Probe, batch: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,6 +35,8 @@ from .scores import probability_values
 FLAG_CORRELATION = 0.5
 #: Rank correlation under which a map "changes completely".
 CHANGED_CORRELATION = 0.3
+#: Most steps of the randomisation cascade: deeper models are randomised in groups of neighbouring layers.
+MAX_CASCADE_STEPS = 16
 #: Default number of steps of the deletion and insertion curves (the curves have one more point).
 CURVE_STEPS = 32
 
@@ -65,16 +67,19 @@ class Curves:
 class Randomisation:
     """The model-randomisation check, batch axis first.
 
-    ``layers``: the layers whose weights were re-drawn, top first (cumulative:
-    step d has the top d + 1 of them random); ``correlation``: float64 (N, D),
-    Spearman rank correlation of each step's map with the original (0 when a
-    map is flat, so there is no order to compare); ``flagged``: bool (N,),
-    the correlation stays at or above ``FLAG_CORRELATION`` with every layer random.
+    ``layers``: the layer (or group of neighbouring layers, "first … last")
+    re-drawn at each step, top first (cumulative: after step d, the top d + 1
+    of them are random); ``correlation``: float64 (N, D), Spearman rank
+    correlation of each step's map with the original (0 when a map is flat, so
+    there is no order to compare); ``flagged``: bool (N,), the correlation
+    stays at or above ``FLAG_CORRELATION`` at the last step; ``maps``: float32
+    (N, D, h, w), each step's display map, to show them in a row.
     """
 
     layers: list
     correlation: np.ndarray
     flagged: np.ndarray
+    maps: np.ndarray | None = None
 
     def rows(self, index: int = 0) -> list[dict]:
         """One dict per step for a chart or a table: depth (1 = top layer only), layer, correlation."""
@@ -137,7 +142,7 @@ def run_checks(
     deletion and insertion curves, model randomisation, and completeness for Integrated Gradients.
 
     ``black``: the model input of a black pixel (see ``attributions.black_input``);
-    ``depths``: randomise only the top that many layers (default: all of them).
+    ``depths``: stop the randomisation after that many steps (default: all the way down).
     ``progress(done, total)`` runs from 0 to 1000 over all the checks.
     """
     stages = int(curves) + int(randomisation)
@@ -224,16 +229,19 @@ def _check_matches(batch: np.ndarray, explanation: Explanation) -> None:
 
 def randomisation_check(
     probe: Probe, batch: np.ndarray, explanation: Explanation, *, seed: int = 0, depths: int | None = None,
-    batch_size: int | None = None, progress: Progress | None = None,
+    max_steps: int = MAX_CASCADE_STEPS, batch_size: int | None = None, progress: Progress | None = None,
 ) -> Randomisation:
     """The cascading model-randomisation test of ``explanation`` of ``batch`` float32 (N, H, W, C).
 
-    A copy of the model is made; its layers with weights are re-drawn one more
-    at a time from the top (the class scores) down, as at the start of
-    training (``randomise_layer``, seeded by ``seed`` and the depth), and the
-    same method with the same settings, class and layer explains the same
-    images again. Each map is compared with the original by Spearman rank
-    correlation, image by image. ``depths``: stop after that many layers.
+    A copy of the model is made; its layers with weights are re-drawn from the
+    top (the class scores) down, one more step at a time, as at the start of
+    training (``randomise_layer``, seeded by ``seed`` and the layer's place), and
+    the same method with the same settings, class and layer explains the same
+    images again after each step. Each map is compared with the original by
+    Spearman rank correlation, image by image. A model with more than
+    ``max_steps`` layers with weights is randomised in that many groups of
+    neighbouring layers (as the paper did by blocks); ``depths``: stop after
+    that many steps.
     """
     from .explain import explain
 
@@ -241,31 +249,36 @@ def randomisation_check(
     _check_matches(batch, explanation)
     copy = model_copy(probe)
     first = Probe(copy)
-    order = [info for info in reversed(first.table.rows) if not info.container and info.params > 0]
+    weighted = [info for info in reversed(first.table.rows) if not info.container and info.params > 0]
+    steps = [list(group) for group in np.array_split(np.array(weighted, dtype=object), min(len(weighted), max(1, int(max_steps))))]
     if depths is not None:
-        if isinstance(depths, bool) or not 1 <= int(depths) <= len(order):
-            raise ChoiceError(f"This model has {len(order)} layers with weights to randomise; choose 1 to {len(order)} (got {depths}).")
-        order = order[: int(depths)]
+        if isinstance(depths, bool) or not 1 <= int(depths) <= len(steps):
+            raise ChoiceError(f"This model's randomisation has {len(steps)} steps; choose 1 to {len(steps)} (got {depths}).")
+        steps = steps[: int(depths)]
     layer = None if explanation.layer is None else probe.layer(explanation.layer).index
-    correlations = np.zeros((len(explanation), len(order)))
-    for depth, info in enumerate(order):
-        report(progress, depth, len(order))
-        randomise_layer(first.layer_object(info.name), seed=int(seed) * 100_003 + depth)
+    correlations = np.zeros((len(explanation), len(steps)))
+    maps = np.zeros((len(explanation), len(steps), *explanation.heatmap.shape[1:]), dtype=np.float32)
+    for depth, group in enumerate(steps):
+        report(progress, depth * 1000, len(steps) * 1000)
+        for info in group:
+            randomise_layer(first.layer_object(info.name), seed=int(seed) * 100_003 + info.index)
         random_probe = Probe(copy)  # traced again: the logits' twin layer copies the new weights
 
         def inner(done: int, total: int, depth: int = depth) -> bool | None:
-            return None if progress is None else progress(depth * 1000 + int(1000 * done / max(total, 1)), len(order) * 1000)
+            return progress(depth * 1000 + int(1000 * done / max(total, 1)), len(steps) * 1000)
 
         again = explain(
             random_probe, batch, method=explanation.method, class_index=explanation.class_index,
             layer=None if layer is None else random_probe.table[layer].name, batch_size=batch_size,
             progress=inner if progress is not None else None, **explanation.settings,
         )
+        maps[:, depth] = again.heatmap
         correlations[:, depth] = [spearman(a, b) for a, b in zip(explanation.heatmap, again.heatmap)]
-    report(progress, len(order), len(order))
+    report(progress, len(steps) * 1000, len(steps) * 1000)
     # named as in the user's model (a copy may number its layers' default names anew)
-    return Randomisation(layers=[probe.table[info.index].name for info in order], correlation=correlations,
-                         flagged=correlations[:, -1] >= FLAG_CORRELATION)
+    names = [[probe.table[info.index].name for info in group] for group in steps]
+    return Randomisation(layers=[group[0] if len(group) == 1 else f"{group[0]} … {group[-1]}" for group in names],
+                         correlation=correlations, flagged=correlations[:, -1] >= FLAG_CORRELATION, maps=maps)
 
 
 def model_copy(probe: Probe) -> Any:
@@ -341,18 +354,19 @@ def curves_verdict(curves: Curves, index: int = 0) -> dict:
 def randomisation_verdict(result: Randomisation, index: int = 0, method: str = "") -> dict:
     """The randomisation check in words: does the map depend on what the model learned?"""
     last = float(result.correlation[index, -1])
-    everything = f"all {len(result.layers)} layers with weights" if len(result.layers) > 1 else "its top layer"
+    lowest = result.layers[-1].split(" … ")[-1]
+    everything = f"every layer from {result.layers[0].split(' … ')[0]} down to {lowest} random"
     if last >= FLAG_CORRELATION:
         verdict = (f"This heat map barely changes when the model's learned weights are replaced by random ones "
-                   f"(rank correlation {last:.2f} with {everything} random): it does not show what this model learned; do not trust it.")
+                   f"(rank correlation {last:.2f} with {everything}): it does not show what this model learned; do not trust it.")
         passed = False
     elif last >= CHANGED_CORRELATION:
         verdict = (f"This heat map changes only in part when the model's learned weights are replaced by random ones "
-                   f"(rank correlation {last:.2f} with {everything} random): it depends on what the model learned, but not only; read it with care.")
+                   f"(rank correlation {last:.2f} with {everything}): it depends on what the model learned, but not only; read it with care.")
         passed = None
     else:
         verdict = (f"This heat map changes completely when the model's learned weights are replaced by random ones "
-                   f"(rank correlation {last:.2f} with {everything} random): it depends on what the model learned.")
+                   f"(rank correlation {last:.2f} with {everything}): it depends on what the model learned.")
         passed = True
     first = float(result.correlation[index, 0])
     if len(result.layers) > 1 and first >= 0.9:

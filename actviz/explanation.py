@@ -96,6 +96,16 @@ class Explanation:
         return picture_png(palette("jet")[np.repeat(np.repeat(levels, zoom, 0), zoom, 1)])
 
 
+def check_batch(batch: np.ndarray) -> np.ndarray:
+    """The batch as float32 (N, H, W, C); ``ActvizError`` in words for anything else."""
+    from .errors import ActvizError
+
+    array = np.asarray(batch, dtype=np.float32)
+    if array.ndim != 4:
+        raise ActvizError(f"Explanations take a batch of images, float32 (N, H, W, C); got an array of shape {array.shape}.")
+    return array
+
+
 def display_map(raw: np.ndarray, rule: str, attributions: np.ndarray | None = None) -> np.ndarray:
     """The 0..1 picture of raw maps: float (N, h, w) -> float32 (N, h, w), each image on its own scale.
 

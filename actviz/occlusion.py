@@ -17,8 +17,8 @@ import numpy as np
 from .batches import Progress, report, slices
 from .batches import batch_size as fitting_batch
 from .errors import ChoiceError
-from .explanation import Explanation, display_map
-from .passes import class_logits
+from .explanation import Explanation, check_batch, display_map
+from .passes import class_logits, logits_and_outputs
 from .probe import Probe
 from .scores import choose_classes, class_probability, score_values
 
@@ -51,14 +51,11 @@ def occlusion(
     overlap); ``fill``: "black" (``black``: the model input of a black pixel),
     "mean", "blur", or a number in the model's input units.
     """
-    from .attributions import _forward
-    from .cams import _check_batch
-
-    batch = _check_batch(batch)
+    batch = check_batch(batch)
     count, height, width, _ = batch.shape
     patch = max(1, round(min(height, width) / 8)) if patch is None else _size(patch, "patch", min(height, width))
     stride = patch if stride is None else _size(stride, "stride", min(height, width))
-    logits, probabilities = _forward(probe, batch)
+    logits, probabilities = logits_and_outputs(probe, batch)
     chosen = choose_classes(probabilities, class_index)
     filler = _filler(batch, fill, black)
     windows = [(top, left) for top in patch_positions(height, patch, stride) for left in patch_positions(width, patch, stride)]

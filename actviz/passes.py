@@ -18,6 +18,17 @@ import numpy as np
 from .probe import Probe
 
 
+def logits_and_outputs(probe: Probe, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The logits float32 (N, K) and the model's first output (N, ...) of a batch (N, H, W, C), in
+    passes that fit the memory budget."""
+    from .batches import batch_size, slices
+
+    model = probe.logits_model()
+    size = batch_size(probe, batch.shape[1:], requested=len(batch))
+    parts = [[np.asarray(t) for t in model(batch[part], training=False)] for part in slices(len(batch), size)]
+    return np.concatenate([p[0] for p in parts]).reshape(len(batch), -1), np.concatenate([p[1] for p in parts])
+
+
 def class_logits(probe: Probe, inputs: np.ndarray) -> np.ndarray:
     """float32 (M, K): the class scores (logits) of a stack of model inputs float32 (M, H, W, C)."""
     return np.asarray(_logits_function(probe)(np.asarray(inputs, dtype=np.float32))).reshape(len(inputs), -1)
