@@ -28,7 +28,7 @@ from .batches import Progress, batch_size, head_batch_size, report, slices
 from .errors import ChoiceError, LayerNotFoundError
 from .explanation import Explanation, check_batch, display_map, upsample
 from .layers import LayerInfo
-from .passes import class_logits
+from .passes import ablated_logits, class_logits
 from .probe import Probe
 from .scores import choose_classes, class_probability, probability_values, score_tensor, score_values
 
@@ -196,22 +196,23 @@ def ablation_weights(
     meaning when the score is negative (a class the model did not choose),
     where dividing by S would turn every weight's sign around. A channel that
     is zero everywhere changes nothing: its weight is 0 without a pass.
-    Copies of the map are stacked as many per pass as memory allows.
+    Copies of the map are made in the graph, as many per pass as memory allows.
     """
     count, depth = activation.shape[0], activation.shape[-1]
     score = score_values(logits, chosen)
     scores = np.repeat(score[:, None], depth, axis=1)
-    jobs = [(n, k) for n in range(count) for k in range(depth) if np.any(activation[n, :, :, k])]
-    head, takes_image = probe.head_model(name)
+    _, takes_image = probe.head_model(name)
     size = head_batch_size(probe, batch.shape[1:], name, takes_image=takes_image, requested=requested)
-    for part in slices(len(jobs), size):
-        images = np.array([n for n, _ in jobs[part]])
-        picked = np.array([k for _, k in jobs[part]])
-        features = activation[images].astype(np.float32)
-        features[np.arange(len(picked)), :, :, picked] = 0.0
-        out, _ = head([batch[images], features] if takes_image else features, training=False)
-        scores[images, picked] = score_values(np.asarray(out), chosen[images])
-        report(progress, part.stop, len(jobs))
+    maps = activation.astype(np.float32)
+    live = [np.nonzero(maps[n].reshape(-1, depth).any(axis=0))[0] for n in range(count)]
+    total, done = sum(len(k) for k in live), 0
+    for n in range(count):
+        for part in slices(len(live[n]), size):
+            picked = live[n][part]
+            out = ablated_logits(probe, name, maps[n], picked, batch[n] if takes_image else None)
+            scores[n, picked] = score_values(out, np.full(len(picked), chosen[n]))
+            done += len(picked)
+            report(progress, done, total)
     size_of_score = np.where(np.abs(score) > 1e-12, np.abs(score), 1.0)[:, None]
     return (score[:, None] - scores) / size_of_score, scores
 

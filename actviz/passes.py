@@ -72,3 +72,30 @@ def _gradient_function(probe: Probe) -> Any:
         return tf.function(gradient, reduce_retracing=True)
 
     return probe.cached_model(("compiled", "gradient"), build)
+
+
+def ablated_logits(probe: Probe, name: str, feature: np.ndarray, channels: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+    """float32 (B, K): the class scores when each of ``channels`` int (B,) of one image's map of layer
+    ``name`` (float32 (h, w, C)) is set to zero in turn, through the part of the network after the
+    layer (``Probe.head_model``). The B copies are made inside the graph, so the map crosses from
+    numpy once. ``image``: float32 (H, W, C), for a head that also reads the image."""
+    import tensorflow as tf
+
+    def build() -> Any:
+        head, takes_image = probe.head_model(name)
+
+        def run(feature, channels, image):
+            depth = tf.shape(feature)[-1]
+            keep = 1.0 - tf.one_hot(channels, depth, dtype=feature.dtype)
+            copies = feature[None] * keep[:, None, None, :]
+            if takes_image:
+                images = tf.repeat(image[None], tf.shape(channels)[0], axis=0)
+                return head([images, copies], training=False)[0]
+            return head(copies, training=False)[0]
+
+        return tf.function(run, reduce_retracing=True)
+
+    function = probe.cached_model(("compiled", "ablated", name), build)
+    image = np.zeros((1, 1, 1), np.float32) if image is None else np.asarray(image, np.float32)
+    out = function(np.asarray(feature, np.float32), np.asarray(channels, np.int32), image)
+    return np.asarray(out).reshape(len(channels), -1)
