@@ -76,17 +76,18 @@ def pixel_attribution(
     if method not in ATTRIBUTIONS:
         raise ChoiceError(f"Unknown pixel attribution '{method}'. Choose one of: {', '.join(ATTRIBUTIONS)}.")
     batch = check_batch(batch)
-    logits, probabilities = logits_and_outputs(probe, batch)
-    chosen = choose_classes(probabilities, class_index)
     details: dict = {}
     settings: dict = {}
-    if method in ("saliency", "gradient-x-input"):
-        gradients = input_gradients(probe, batch, chosen, requested=batch_size)
+    if method in ("saliency", "gradient-x-input"):  # one pass: the predicted class is found in it
+        gradients, logits, probabilities, chosen = one_pass_gradients(probe, batch, class_index, requested=batch_size)
         attributions = gradients if method == "saliency" else gradients * batch
-    elif method == "smoothgrad":
+    else:
+        logits, probabilities = logits_and_outputs(probe, batch)
+        chosen = choose_classes(probabilities, class_index)
+    if method == "smoothgrad":
         settings = {"samples": _whole(samples, "samples", 1, 10_000), "noise": _share(noise), "seed": int(seed)}
         attributions = smooth_gradients(probe, batch, chosen, **settings, requested=batch_size, progress=progress)
-    else:
+    elif method == "integrated-gradients":
         steps = _whole(steps, "steps", 1, 10_000)
         start = baseline_images(batch, baseline, black=black, seed=seed)
         settings = {"steps": steps, "baseline": baseline, "black": black, "seed": int(seed)}
@@ -152,10 +153,25 @@ def _gradient(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarra
     return compiled_gradients(probe, inputs, chosen).astype(np.float64)
 
 
-def input_gradients(probe: Probe, batch: np.ndarray, chosen: np.ndarray, *, requested: int | None = None) -> np.ndarray:
-    """float64 (N, H, W, C): the gradient of each image's class score with respect to its pixels."""
+def one_pass_gradients(
+    probe: Probe, batch: np.ndarray, class_index: int | Sequence[int] | None, *, requested: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The gradient of each image's class score with respect to its pixels, float64 (N, H, W, C),
+    with the logits (N, K), the model's first output (N, ...) and the classes int64 (N,), from one
+    pass (the predicted class, when ``class_index`` is None, is found in the same pass)."""
+    from .passes import gradient_pass
+
+    shape = probe.symbolic_predictions[0].shape[1:]
+    if class_index is None:
+        wanted = np.full(len(batch), -1)
+    elif None in shape:  # an output of unknown width: ask the model first, then check the class
+        wanted = choose_classes(logits_and_outputs(probe, batch)[1], class_index)
+    else:  # the class checked against the output's width before any pass
+        wanted = choose_classes(np.zeros((len(batch), int(np.prod(shape)))), class_index)
     size = batch_size(probe, batch.shape[1:], backward=True, requested=requested or len(batch))
-    return np.concatenate([_gradient(probe, batch[part], chosen[part]) for part in slices(len(batch), size)])
+    parts = [gradient_pass(probe, batch[part], wanted[part]) for part in slices(len(batch), size)]
+    gradients, logits, outputs, chosen = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    return gradients.astype(np.float64), logits, outputs, chosen.astype(np.int64)
 
 
 def gradient_average(

@@ -37,8 +37,19 @@ def class_logits(probe: Probe, inputs: np.ndarray) -> np.ndarray:
 def input_gradients(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """float32 (M, H, W, C): d(class score)/d(input) for a stack of inputs and their classes int (M,)
     (see ``scores.score_tensor``: for one sigmoid output, class 0 scores the negated logit)."""
-    sign = np.asarray(chosen, dtype=np.int64)
-    return np.asarray(_gradient_function(probe)(np.asarray(inputs, dtype=np.float32), sign))
+    return gradient_pass(probe, inputs, chosen)[0]
+
+
+def gradient_pass(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One compiled forward and backward pass over a stack of inputs float32 (M, H, W, C):
+    (gradients float32 (M, H, W, C), logits (M, K), the model's first output (M, ...), classes int64 (M,)).
+
+    ``chosen``: each input's class, or -1 for the class the model predicts for it
+    (worked out in the same pass, so a saliency map takes one pass, not two).
+    """
+    found = _gradient_function(probe)(np.asarray(inputs, dtype=np.float32), np.asarray(chosen, dtype=np.int64))
+    gradients, logits, outputs, classes = (np.asarray(t) for t in found)
+    return gradients, logits.reshape(len(inputs), -1), outputs, classes
 
 
 def _logits_function(probe: Probe) -> Any:
@@ -60,14 +71,18 @@ def _gradient_function(probe: Probe) -> Any:
         def gradient(x, chosen):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
-                logits = model(x, training=False)[0]
+                logits, outputs = model(x, training=False)
                 flat = tf.reshape(logits, [tf.shape(x)[0], -1])
+                values = tf.reshape(outputs, [tf.shape(x)[0], -1])
                 if flat.shape[1] == 1:  # one sigmoid output: class 1 scores z, class 0 scores -z
+                    predicted = tf.cast(values[:, 0] >= 0.5, tf.int64)  # as predictions.predicted_class
+                    chosen = tf.where(chosen < 0, predicted, chosen)
                     score = flat[:, 0] * tf.where(chosen == 1, 1.0, -1.0)
                 else:
+                    chosen = tf.where(chosen < 0, tf.argmax(values, axis=1), chosen)
                     score = tf.gather(flat, chosen, axis=1, batch_dims=1)
                 total = tf.reduce_sum(score)
-            return tape.gradient(total, x)
+            return tape.gradient(total, x), logits, outputs, chosen
 
         return tf.function(gradient, reduce_retracing=True)
 

@@ -75,6 +75,8 @@ def test_saliency_against_gradient_tape_on_flattened_model(keras, nested_model, 
     product = explain(Probe(nested_model), batch, method="gradient-x-input", class_index=classes, batch_size=1)
     np.testing.assert_allclose(product.attributions, expected * batch, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
     np.testing.assert_array_equal(ours.class_index, classes)
+    predicted = explain(Probe(nested_model), batch, method="saliency")
+    np.testing.assert_array_equal(predicted.class_index, np.asarray(nested_model(batch)).argmax(axis=1))
 
 
 def smooth_model(keras):
@@ -149,6 +151,12 @@ def test_sigmoid_keras2_file_class_zero_negates_the_gradient(keras2_files, rng):
     x = rng.random((1, 32, 32, 3), dtype=np.float32)
     one, zero = (explain(probe, x, method="saliency", class_index=c) for c in (1, 0))
     np.testing.assert_allclose(zero.attributions, -one.attributions, rtol=1e-6, atol=1e-9)
+    # the predicted class, found in the same pass: p >= 0.5 is class 1
+    predicted = explain(probe, x, method="saliency")
+    p = float(np.asarray(probe.model(x))[0, 0])
+    assert predicted.class_index[0] == int(p >= 0.5)
+    np.testing.assert_array_equal(predicted.attributions, (one if p >= 0.5 else zero).attributions)
+    assert predicted.probability[0] == pytest.approx(max(p, 1 - p), rel=1e-5)
     assert zero.heatmap.shape == (1, 32, 32)
     ig = explain(probe, x, method="integrated-gradients", class_index=0, steps=4)
     assert np.isfinite(ig.raw).all() and ig.raw.shape == (1, 32, 32)
