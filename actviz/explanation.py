@@ -38,10 +38,12 @@ class Explanation:
     names the rule). ``class_index``: int64 (N,); ``probability``: float32 (N,),
     the model's probability for that class; ``score``: float32 (N,), the class
     score (logit) explained; ``predictions``: the model's first output (N, ...).
-    ``weights``: float32 (N, C) channel weights for methods that have them;
-    ``ranking``: int64 (N, C), channels by their share of the map, largest
-    first (class activation maps); ``attributions``: float32 (N, H, W, C) per
-    colour channel (pixel attributions). ``settings``: the options used;
+    ``weights``: float32 (N, C), class activation maps only: each channel's
+    weight (for HiResCAM and LayerCAM, which weigh each position, the spatial
+    mean of what multiplies the channel; for Eigen-CAM, the principal
+    direction); ``ranking``: int64 (N, C), class activation maps only, channels
+    by their share of the map, largest first; ``attributions``: float32
+    (N, H, W, C), pixel attributions only, one value per colour channel. ``settings``: the options used;
     ``details``: method-specific numbers (e.g. Integrated Gradients' scores at
     the baseline, for the completeness check).
     """
