@@ -261,11 +261,28 @@ def eigen_terms(activation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     channels is then never negative).
     """
     count, h, w, depth = activation.shape
-    directions = np.zeros((count, depth))
     centred = activation.reshape(count, h * w, depth) - activation.reshape(count, h * w, depth).mean(axis=1, keepdims=True)
-    for n in range(count):
-        if not centred[n].any():
-            continue
-        _, _, vt = np.linalg.svd(centred[n], full_matrices=False)
-        directions[n] = vt[0] if vt[0].sum() >= 0 else -vt[0]
+    directions = np.stack([first_direction(matrix) for matrix in centred]) if count else np.zeros((0, depth))
     return directions, centred.reshape(count, h, w, depth) * directions[:, None, None, :]
+
+
+def first_direction(matrix: np.ndarray) -> np.ndarray:
+    """float64 (C,): the first right singular vector of a (P, C) matrix, its entries summing to >= 0
+    (zeros for an all-zero matrix).
+
+    Worked out from the eigenvectors of the smaller Gram matrix (P x P or C x C) with
+    TensorFlow's solver: numpy's SVD goes through OpenBLAS, whose threads spin
+    against each other on a busy CPU (2 to 5 s for a 324 x 512 map on two shared
+    cores, against 0.2 s here).
+    """
+    import tensorflow as tf
+
+    if not matrix.any():
+        return np.zeros(matrix.shape[1])
+    rows, cols = matrix.shape
+    gram = matrix @ matrix.T if rows < cols else matrix.T @ matrix
+    values, vectors = (np.asarray(t) for t in tf.linalg.eigh(tf.constant(gram, dtype=tf.float64)))
+    top = vectors[:, -1]  # eigenvalues come in ascending order
+    direction = matrix.T @ top if rows < cols else top
+    direction = direction / np.linalg.norm(direction)
+    return direction if direction.sum() >= 0 else -direction

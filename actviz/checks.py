@@ -322,12 +322,22 @@ def randomise_layer(layer: Any, *, seed: int) -> None:
 def spearman(first: np.ndarray, second: np.ndarray) -> float:
     """Spearman rank correlation of two maps of the same shape (ties share their mean rank);
     0.0 when either map is flat, as there is then no order to compare."""
-    from scipy.stats import rankdata
-
     a, b = np.ravel(first).astype(np.float64), np.ravel(second).astype(np.float64)
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """float64 (n,): the rank of each value, 1 for the smallest; tied values share their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    group = np.repeat(np.arange(len(starts)), ends - starts)
+    found = np.empty(len(values))
+    found[order] = ((starts + ends + 1) / 2.0)[group]
+    return found
 
 
 # --- verdicts --------------------------------------------------------------------------------

@@ -146,6 +146,22 @@ def interpolation_matrix(size_out: int, size_in: int) -> np.ndarray:
     return matrix
 
 
+def blur_matrix(size: int, sigma: float) -> np.ndarray:
+    """float64 (size, size): a Gaussian blur along one axis as a matrix, edges continued with their
+    last value; the same kernel as scipy's ``gaussian_filter(mode="nearest")`` (cut at 4 sigma)."""
+    if sigma <= 0:
+        return np.eye(size)
+    radius = int(4.0 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights /= weights.sum()
+    matrix = np.zeros((size, size))
+    rows = np.arange(size)
+    for offset, weight in zip(offsets, weights):
+        np.add.at(matrix, (rows, np.clip(rows + offset, 0, size - 1)), weight)
+    return matrix
+
+
 def upsample(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """Bilinear resize, corners aligned: float (N, h, w, K) -> float32 (N, H, W, K) for ``size`` (H, W)."""
     rows = interpolation_matrix(int(size[0]), maps.shape[1])
