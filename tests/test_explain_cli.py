@@ -99,3 +99,49 @@ def test_result_helpers(flat_model, rng):
     assert caption.startswith("Grad-CAM at layer conv_2, for dog (probability ")
     assert Image.open(io.BytesIO(result._repr_png_())).size == (224, 224)
     assert len(result) == 2 and result.ranking.shape == (2, 20)
+
+
+def test_one_expensive_job_at_a_time():
+    import threading
+    import time
+
+    from actviz.jobs import OneAtATime
+
+    gate = OneAtATime()
+    order, messages = [], []
+    started = threading.Event()
+
+    def first():
+        with gate.turn("Score-CAM"):
+            started.set()
+            time.sleep(0.3)
+            order.append("first")
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    started.wait()
+    assert gate.running == "Score-CAM"
+    with gate.turn("occlusion", waiting=messages.append, poll=0.05):
+        order.append("second")
+    worker.join()
+    assert order == ["first", "second"] and gate.running is None
+    assert messages == ["Waiting: Score-CAM is running for someone else; this one starts as soon as it ends."]
+    with gate.turn("a"):
+        blocked = threading.Thread(target=lambda: order.append(_try(gate)))
+        blocked.start()
+        blocked.join()
+    assert order[-1] == "cancelled"
+    with pytest.raises(RuntimeError):
+        with gate.turn("b"):
+            raise RuntimeError("boom")
+    assert gate.running is None  # given back after an error
+
+
+def _try(gate):
+    from actviz.errors import Cancelled
+
+    try:
+        with gate.turn("c", cancelled=lambda: True, poll=0.01):
+            return "ran"
+    except Cancelled:
+        return "cancelled"
