@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import ActvizError
-from .text import file_name, terminal_text
+from .text import file_name, shorten, terminal_text
 
 EXIT_USAGE = 2
 log = logging.getLogger("actviz")
@@ -190,7 +190,7 @@ def _open(args: argparse.Namespace):
 def run_layers(args: argparse.Namespace) -> int:
     opened = _open(args)
     probe = opened.probe
-    names = {info.index: terminal_text("  " * info.depth + info.name) for info in probe.table}
+    names = {info.index: shorten(terminal_text("  " * info.depth + info.name)) for info in probe.table}
     width = max(12, *(len(name) for name in names.values()))
     types = max(12, *(len(info.type) for info in probe.table))
     _say(f"model: {opened.name}  input: {_shape(probe.input_shape)}")
@@ -206,7 +206,6 @@ def run_layers(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from .export import OutputFolder, export_bundle
     from .images import open_image
-    from .predictions import class_probabilities
     from .preprocessing import choose_preprocessing, prepare
 
     if args.per_row < 1:
@@ -228,8 +227,7 @@ def run_export(args: argparse.Namespace) -> int:
             files, prediction = export_bundle(probe, batch, names, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, npz=args.npz, gap=args.gap)
             for name, data in files.items():
                 out.write(f"{folder}/{name}" if folder else name, data)
-            best, probability = class_probabilities(prediction, opened.class_names)[0]
-            lines.append(f"{path.name}: predicted {best} ({probability:.1%}); {len(names)} grids written to {Path(args.out) / folder}")
+            lines.append(f"{path.name}: {_answer(prediction, opened.class_names)}; {len(names)} grids written to {Path(args.out) / folder}")
     for line in lines:
         _say(line)
     return 0
@@ -243,7 +241,7 @@ def run_gradcam(args: argparse.Namespace) -> int:
     from .export import OutputFolder
     from .figures import overlay
     from .images import open_image
-    from .predictions import class_labels, class_probabilities
+    from .predictions import class_labels
     from .preprocessing import choose_preprocessing, prepare
 
     if not 0.0 <= args.opacity <= 1.0:
@@ -267,10 +265,9 @@ def run_gradcam(args: argparse.Namespace) -> int:
         out.write("channels.csv", table.getvalue().encode())
     index = int(cam.class_index[0])
     label = class_labels(index + 1, opened.class_names)[index]
-    best = class_probabilities(cam.predictions[0], opened.class_names)[0]
     _say(chosen.note)
-    _say(f"{Path(args.image).name}: predicted {best[0]} ({best[1]:.1%}); map for {label} ({cam.probability[0]:.1%}) "
-         f"at layer {cam.layer}, written to {args.out}")
+    _say(f"{Path(args.image).name}: {_answer(cam.predictions[0], opened.class_names)}; map for {label} at layer {cam.layer}, "
+         f"written to {args.out}")
     return 0
 
 
@@ -308,7 +305,6 @@ def run_compare(args: argparse.Namespace) -> int:
     from .compare import compare_maps
     from .export import OutputFolder
     from .images import open_image
-    from .predictions import class_probabilities
     from .preprocessing import choose_preprocessing, prepare
     from .render import png_bytes
 
@@ -336,8 +332,7 @@ def run_compare(args: argparse.Namespace) -> int:
         out.write(f"{stem}_difference.png", png_bytes(comparison.difference))
         out.write("channels.csv", table.getvalue().encode())
     for path, prediction in zip(args.image, predictions):
-        best, chance = class_probabilities(prediction, opened.class_names)[0]
-        _say(f"{Path(path).name}: predicted {best} ({chance:.1%})")
+        _say(f"{Path(path).name}: {_answer(prediction, opened.class_names)}")
     _say(f"{info.name}: both grids on one scale, their difference and the channel ranking written to {args.out}")
     return 0
 
@@ -352,6 +347,17 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
 
 
 # --- small helpers -----------------------------------------------------------------------
+
+
+def _answer(prediction, class_names) -> str:
+    """The model's answer for one image in words: the class and how sure, or the raw outputs."""
+    from .predictions import class_probabilities, is_probability
+
+    if not is_probability(prediction):
+        values = ", ".join(f"{v:.4g}" for v in prediction.ravel()[:10])
+        return f"outputs {values} (not probabilities)"
+    best, chance = class_probabilities(prediction, class_names)[0]
+    return f"predicted {best} ({chance:.1%})"
 
 
 def _same_size(probe) -> bool:
