@@ -49,6 +49,10 @@ class FeatureGrid:
         """The grid as uint8 (H, W, 3) RGB, ready for ``st.image`` or matplotlib."""
         return self.palette[self.index]
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows a grid as its picture."""
+        return png_bytes(self)
+
     def cell(self, channel: int) -> tuple[int, int]:
         """Top-left (y, x) pixel of a channel's tile in the grid."""
         row, col = divmod(channel, self.cols)

@@ -271,6 +271,7 @@ def test_two_visitors_on_different_images_never_evict_each_other(monkeypatch):
 
     monkeypatch.setattr(actviz.probe.Probe, "run", counting)
     monkeypatch.delenv("ACTVIZ_MODEL", raising=False)
+    st.cache_resource.clear()  # a fresh server: no result held by an earlier test's sessions
     first, second = (AppTest.from_file(APP, default_timeout=180) for _ in range(2))
     first.run()
     second.run()
