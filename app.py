@@ -11,10 +11,9 @@ Everything computed comes from the ``actviz`` package.
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +29,7 @@ from actviz.figures import channel_picture, depth_chart, overlay, picture_png, t
 from actviz.filters import filter_patterns, first_layer_kernels
 from actviz.images import open_image
 from actviz.jobs import JobQueue, Limits, with_deadline
+from actviz.loading import file_digest
 from actviz.models import OpenModel, open_model
 from actviz.predictions import class_count, class_labels, class_probabilities, is_probability, parse_class_names, predicted_class
 from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare, value_range
@@ -64,7 +64,7 @@ def _keep_keras_state_across_reruns() -> None:
         return
 
     def clear_session(*args, **kwargs):
-        caller = sys._getframe(1).f_globals.get("__name__", "")
+        caller = inspect.currentframe().f_back.f_globals.get("__name__", "")
         if not caller.startswith("streamlit."):
             return original(*args, **kwargs)
 
@@ -101,7 +101,7 @@ def server() -> Server:
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def _path_digest(path: str, modified: float, size: int) -> str:
     """SHA-256 of a file on disk, recomputed only when the file changes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_digest(Path(path).read_bytes())
 
 
 @st.cache_resource(max_entries=1, ttl=3600, show_spinner="Downloading the model ...")
@@ -109,7 +109,7 @@ def _fetch(url: str) -> tuple[bytes, str]:
     from actviz.download import fetch_model
 
     data = fetch_model(url)
-    return data, hashlib.sha256(data).hexdigest()
+    return data, file_digest(data)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -261,7 +261,7 @@ def _upload_choice() -> ModelChoice | None:
         if upload.size > limit * 1024**2:
             raise ModelFileError(f"The model file is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
         data = upload.getvalue()
-        return ModelChoice(upload.name, (hashlib.sha256(data).hexdigest(), trusted), lambda: data, "upload")
+        return ModelChoice(upload.name, (file_digest(data), trusted), lambda: data, "upload")
     held = st.session_state.get("_uploaded_model")
     if held is None:
         return None
@@ -585,7 +585,7 @@ def compare_view(page: Page) -> None:
         label = st.selectbox("Sample", list(samples), index=min(1, len(samples) - 1), key="compare_sample")
         other_name, other_bytes = label, samples[label].read_bytes()
     layer = st.selectbox("Layer", list(page.result.maps), key="compare_layer")
-    other_digest = hashlib.sha256(other_bytes).hexdigest()
+    other_digest = file_digest(other_bytes)
     try:
         other_pixels, other_batch = load_image(other_digest, page.choice.key, page.method, other_bytes, page.opened)
         other = forward_pass((page.choice.key, other_digest, page.method, ("layer", layer)), page.opened, other_batch, [layer], hold="_compare_result")
@@ -596,8 +596,8 @@ def compare_view(page: Page) -> None:
     if first_map.shape != second_map.shape:
         st.error("The two images give feature maps of different sizes at this layer (the model takes any size); use images of the same size.")
         return
-    rows = min(page.per_row, 8)  # two grids side by side: fewer, larger tiles
-    comparison = compare_maps(first_map, second_map, per_row=rows, cmap=page.cmap, display_width=DISPLAY_WIDTH // 2, difference_layout=(rows * 2, DISPLAY_WIDTH))
+    per_row = min(page.per_row, 8)  # two grids side by side: fewer, larger tiles
+    comparison = compare_maps(first_map, second_map, per_row=per_row, cmap=page.cmap, display_width=DISPLAY_WIDTH // 2, difference_layout=(per_row * 2, DISPLAY_WIDTH))
     columns = st.columns(2)
     for column, title, picture, prediction, grid in (
         (columns[0], "First image (chosen in the sidebar)", page.pixels, page.result.predictions[0][0], comparison.grid_a),
@@ -698,7 +698,7 @@ def main() -> None:
         _model_table(choice, opened)
         return
     image_label, image_bytes = image
-    image_digest = hashlib.sha256(image_bytes).hexdigest()
+    image_digest = file_digest(image_bytes)
     try:
         pixels, batch = load_image(image_digest, choice.key, chosen.method, image_bytes, opened)
         names = [info.name for info in (opened.probe.default_layers if scope == "default" else opened.probe.spatial_layers)]

@@ -304,3 +304,20 @@ def test_upload_name_is_shown_literally_and_only_to_its_uploader(app, flat_model
     other.sidebar.file_uploader(key="model_upload_0").set_value(("mine.keras", data, "application/octet-stream")).run()
     texts = " ".join(m.value for m in [*other.markdown, *other.caption])
     assert "Session expired" not in texts and "mine\\.keras" in texts
+
+
+def test_streamlit_cannot_clear_the_keras_session_but_other_callers_can(app):
+    """The app stops Streamlit's own clear_session() after each rerun (200 ms each); other calls go through."""
+    import types
+
+    import keras
+
+    app.run()
+    assert getattr(keras.backend.clear_session, "_actviz_wrapped", False)
+    streamlit_like = types.ModuleType("streamlit.runtime.fake")
+    exec("import keras\ndef clear():\n    keras.backend.clear_session()\n", streamlit_like.__dict__)
+    first = keras.backend.get_uid("actviz_test")
+    streamlit_like.clear()
+    assert keras.backend.get_uid("actviz_test") == first + 1  # Streamlit's call was skipped: nothing reset
+    keras.backend.clear_session()
+    assert keras.backend.get_uid("actviz_test") == 1  # anyone else's call cleared the session
