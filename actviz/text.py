@@ -21,6 +21,9 @@ def csv_cell(value: object) -> str:
     Text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a line break gets a
     leading ``'`` (OWASP's advice against CSV injection); control characters are
     replaced; numbers are left alone.
+
+    >>> csv_cell("=HYPERLINK(1)"), csv_cell("-0.5"), csv_cell("block1_conv1")
+    ("'=HYPERLINK(1)", '-0.5', 'block1_conv1')
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)

@@ -71,3 +71,14 @@ def test_the_package_never_imports_streamlit():
     code = "import sys, actviz, actviz.cli, actviz.api; print('streamlit' in sys.modules, 'tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.strip() == "False False", done.stderr
+
+
+def test_docstring_examples_run():
+    """The >>> examples of the modules that need no model are run (the others are marked +SKIP)."""
+    import doctest
+    import importlib
+
+    for name in ("actviz.render", "actviz.stats", "actviz.predictions", "actviz.text"):
+        module = importlib.import_module(name)
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, (name, result)
