@@ -93,7 +93,8 @@ class Server:
 def server() -> Server:
     limits = Limits.from_env()
     return Server(
-        limits=limits, queue=JobQueue(limits.jobs), models=BoundedStore(max_entries=3), results=HeldResults(),
+        limits=limits, queue=JobQueue(limits.jobs), results=HeldResults(),
+        models=BoundedStore(max_entries=3, max_bytes=1536 * 1024**2, size=lambda opened: 4 * sum(i.params for i in opened.probe.table if i.depth == 0)),
         patterns=BoundedStore(max_entries=32, max_bytes=64 * 1024**2, size=lambda a: a.nbytes),
     )
 
@@ -177,6 +178,22 @@ def queued(what: str, work: Callable[[], Any]) -> Any:
             return work()
     finally:
         note.empty()
+
+
+def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key: str) -> Any:
+    """An expensive job with a progress bar and a Stop button: it waits its turn in the server's
+    queue, and stops at the server's time limit, at a Stop, or at any other choice (each reruns the
+    page, which ends the job at its next step)."""
+    st.button("Stop", key=f"stop_{key}", help="Stop this computation.")
+    bar = st.progress(0.0, text=f"{what} ...")
+
+    def step(done: int, total: int) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{what}: step {done} of {total}")
+
+    try:
+        return queued(what, lambda: work(with_deadline(step, server().limits.job_seconds, what=what)))
+    finally:
+        bar.empty()
 
 
 def _md(text: Any) -> str:
@@ -553,12 +570,9 @@ def filters_view(page: Page) -> None:
     wanted = (page.choice.key, page.method, layer, tuple(channels), steps)
     patterns = server().patterns.peek(wanted)
     if patterns is None and channels and st.button("Compute these patterns", key="pattern_go", type="primary"):
-        bar = st.progress(0.0, text="Computing ...")
-        report = with_deadline(lambda step, total: bar.progress(step / total, text=f"Step {step} of {total}"), limits.job_seconds, what="Computing the patterns")
         start = value_range(page.method, probe.input_shape[-1])
-        patterns = queued("Computing the patterns", lambda: server().patterns.get(
-            wanted, lambda: filter_patterns(probe, layer, channels, steps=steps, value_range=start, progress=report)))
-        bar.empty()
+        patterns = run_job("Computing the patterns", lambda report: server().patterns.get(
+            wanted, lambda: filter_patterns(probe, layer, channels, steps=steps, value_range=start, progress=report)), key="patterns")
     if patterns is not None:
         zoom = max(1, 160 // patterns.shape[1])
         st.image(tile_images(patterns, per_row=4, gap=4, zoom=zoom), caption=f"Channels {', '.join(map(str, channels))} of {layer}: what each responds to most")
