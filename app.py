@@ -249,8 +249,12 @@ def _demo_choice() -> ModelChoice:
 def _configured_choice(where: str) -> ModelChoice:
     """The operator's model (ACTVIZ_MODEL: a path or an http(s) address), names and samples."""
     names = tuple(parse_class_names(_setting("ACTVIZ_CLASSES")) or ())
-    folder = _setting("ACTVIZ_SAMPLES")
-    samples = tuple(sample_images(folder)) if folder else ()
+    folder, samples = _setting("ACTVIZ_SAMPLES"), ()
+    if folder:
+        try:
+            samples = tuple(sample_images(folder))
+        except ActvizError as exc:  # the model still works: visitors upload their own images
+            st.warning(f"The sample images set by ACTVIZ_SAMPLES cannot be offered: {_md(exc)}")
     if where.lower().startswith(("http://", "https://")):
         data, digest = _fetch(where)
         return ModelChoice(where.rsplit("/", 1)[-1] or where, (digest, False), lambda: data, "configured", names, samples)

@@ -69,10 +69,12 @@ def test_configured_model_without_samples_asks_for_an_image(app, monkeypatch, tm
     path = tmp_path / "mine.keras"
     flat_model.save(path)
     monkeypatch.setenv("ACTVIZ_MODEL", str(path))
-    monkeypatch.delenv("ACTVIZ_SAMPLES", raising=False)
+    monkeypatch.setenv("ACTVIZ_SAMPLES", str(tmp_path / "no such folder"))
     monkeypatch.delenv("ACTVIZ_CLASSES", raising=False)
     at = app.run()
     assert not at.exception and not at.error
+    assert any("no folder of sample images" in w.value for w in at.warning)  # said, and the model still opens
+    assert at.sidebar.radio(key="model_source").value == "Configured model"
     assert any("Upload an image" in i.value for i in at.info)
     assert "digit" not in _texts(at)  # the demo's digits stay with the demo model
     at.sidebar.radio(key="image_source").set_value("Upload an image").run()
