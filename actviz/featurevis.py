@@ -144,11 +144,19 @@ class Patterns:
                     "because no picture can make them fire.")
         return how
 
-    def _repr_png_(self) -> bytes:
-        from .figures import picture_png, tile_images
+    def picture(self, index: int | None = None, *, side: int = 128, per_row: int = 8) -> np.ndarray:
+        """One pattern (``index``) or all of them in rows, enlarged by a whole factor to about
+        ``side`` pixels each: uint8 (H', W', 3), white between patterns."""
+        from .figures import tile_images
 
-        zoom = max(1, 96 // max(1, self.images.shape[1]))
-        return picture_png(tile_images(self.images, per_row=min(8, len(self)), gap=4, zoom=zoom))
+        images = self.images if index is None else self.images[index:index + 1]
+        zoom = max(1, side // max(1, max(images.shape[1:3])))
+        return tile_images(images, per_row=max(1, min(per_row, len(images))), gap=4, zoom=zoom)
+
+    def _repr_png_(self) -> bytes:
+        from .figures import picture_png
+
+        return picture_png(self.picture(side=96))
 
 
 # --- the objective: one score per pattern, from one forward pass -----------------------------
@@ -344,7 +352,7 @@ def pattern_size(probe: Probe, size: int | None = None) -> tuple[int, int, int]:
 def robust_patterns(
     probe: Probe, layer: str | None, targets: Sequence[int], *, objective: str = "channel", steps: int = ROBUST_STEPS,
     seed: int = 0, preprocessing: str | None = None, value_range: tuple[float, float] | None = None,
-    learning_rate: float = 0.05, shift: float | None = None, scale: tuple[float, float] = (0.9, 1.1), rotate: float = 10.0,
+    learning_rate: float | None = None, shift: float | None = None, scale: tuple[float, float] = (0.9, 1.1), rotate: float = 10.0,
     total_variation: float = 0.0, l2: float = 3.0, decorrelate: bool | None = None, decay: float = 1.5,
     size: int | None = None, class_names: Sequence[str] | None = None,
     progress: Callable[[int, int], bool | None] | None = None,
@@ -355,58 +363,75 @@ def robust_patterns(
     ``targets``: its channel numbers, or class numbers; ``preprocessing``: the
     model's pixel scaling (a key of ``PREPROCESSING``; preferred) or
     ``value_range`` (its input range, the same in every channel); default 0..1.
-    ``shift`` (pixels; default a sixteenth of the picture's side, 8 at 128),
-    ``scale``, ``rotate`` (degrees): the random warp at each step
-    (``shift=0, scale=(1, 1), rotate=0`` turns robustness off);
-    ``total_variation`` / ``l2``: penalty weights on the 0..1 picture (mean
-    absolute difference of neighbours; mean squared distance from grey), in
-    units of the objective; ``decorrelate``: mix colours by ImageNet's colour
-    correlation (default: for three-channel models). ``progress(step, steps)``
-    after each step; False stops with ``Cancelled``. Deterministic for ``seed``.
+    ``learning_rate``: Adam's, on the Fourier coefficients (default Lucid's
+    0.05 from 128 steps up; a short run takes larger steps, up to 0.2 at 32
+    steps or fewer, so that it gets as far);
+    ``shift`` (pixels; default 8 as Lucid, at most a quarter of the side, at
+    least a sixteenth), ``scale``, ``rotate`` (degrees): the random warp at
+    each step (``shift=0, scale=(1, 1), rotate=0`` turns robustness off);
+    ``total_variation`` / ``l2``: penalties on the 0..1 picture (mean absolute
+    difference of neighbours; mean squared distance from grey, at most 0.25),
+    each weighed against the pattern's own objective (``l2=3`` may take up to
+    three quarters of it from a picture that is all black and white), so that
+    they mean the same for every layer and model; ``decay``: the spectrum's
+    fall-off (1 in Lucid, for 224-pixel pictures; 1.5 gives cleaner strokes on
+    small ones); ``decorrelate``: mix colours by ImageNet's colour correlation
+    (default: for three-channel models); ``size``: the side of the pattern for
+    a model that takes any size (default 128). ``progress(step, steps)`` after
+    each step; False stops with ``Cancelled``. Deterministic for ``seed``.
     """
     import tensorflow as tf
 
     name, count, targets = check_targets(probe, layer, targets, objective)
-    if steps < 1:
-        raise ChoiceError(f"The number of steps must be at least 1 (got {steps}).")
+    check_steps(steps)
     height, width, channels = pattern_size(probe, size)
     probe.check_budget((len(targets), height, width, channels), [name] if name else [])
     started = time.perf_counter()
     rngs = [np.random.default_rng([seed, t]) for t in targets]  # one per pattern: its start, then its warps
-    start = start_spectrum(rngs, (height, width, channels))
-    spectrum = tf.Variable(start)
-    moments = [tf.Variable(tf.zeros_like(spectrum)) for _ in range(2)]
-    colour = _COLOUR if (channels == 3 if decorrelate is None else decorrelate and channels == 3) else np.eye(channels, dtype=np.float32)
     matrix, offset = input_mapping(channels, preprocessing=preprocessing, value_range=value_range)
     constants = {
-        "scale": tf.constant(spectrum_scale(height, width, decay=decay)), "colour": tf.constant(colour),
-        "matrix": tf.constant(matrix), "offset": tf.constant(offset),
-        "select": tf.one_hot(targets, count, dtype=tf.float32),
-        "penalties": tf.constant([total_variation, l2], tf.float32), "rate": tf.constant(learning_rate, tf.float32),
+        "scale": tf.constant(spectrum_scale(height, width, decay=decay)),
+        "colour": tf.constant(_COLOUR if channels == 3 and decorrelate is not False else np.eye(channels, dtype=np.float32)),
+        "matrix": tf.constant(matrix), "offset": tf.constant(offset), "select": tf.one_hot(targets, count, dtype=tf.float32),
+        "penalties": tf.constant([total_variation, l2], tf.float32),
+        "rate": tf.constant(learning_rate or min(0.2, max(0.05, 0.05 * ROBUST_STEPS / steps)), tf.float32),
     }
-    def render(spectra):
+
+    def render(spectra):  # Fourier parameters -> model inputs
         pixels = fourier_pixels(spectra, constants["scale"], constants["colour"], (height, width))
         return tf.einsum("nhwc,cd->nhwd", pixels, constants["matrix"]) + constants["offset"]
 
     start, signal = wake_up(
-        score_function(probe, name, objective), render, start, constants["select"],
-        lambda i, k: wake_proposal(rngs[i], (height, width, channels), k, spectrum_scale(height, width, decay=decay)),
+        score_function(probe, name, objective), render, start_spectrum(rngs, (height, width, channels)), constants["select"],
+        lambda i, k: wake_proposal(rngs[i], (height, width, channels), k, constants["scale"].numpy()),
     )
-    spectrum.assign(start)
+    spectrum = tf.Variable(start)
+    moments = [tf.Variable(tf.zeros_like(spectrum)) for _ in range(2)]  # Adam's running moments
     step_function = _robust_step(probe, name, objective, (height, width))
-    reach = max(height, width) / 16 if shift is None else shift  # Lucid: about 12 pixels at 224
+    side = max(height, width)
+    reach = max(min(8.0, side / 4), side / 16) if shift is None else shift  # Lucid: 8 + 4 pixels at 224
     for step in range(steps):
         warps = random_transforms(rngs, (height, width), shift=reach, scale=scale, rotate=rotate)
-        moved = step_function(spectrum, *moments, tf.constant(step + 1, tf.float32), tf.constant(warps), constants)
-        signal |= moved.numpy()
-        if progress is not None and progress(step + 1, steps) is False:
-            raise Cancelled("Stopped: another choice was made while the patterns were being computed.")
+        signal |= step_function(spectrum, *moments, tf.constant(step + 1, tf.float32), tf.constant(warps), constants).numpy()
+        tick(progress, step + 1, steps)
     pixels = fourier_pixels(spectrum, constants["scale"], constants["colour"], (height, width)).numpy()
     start_pixels = fourier_pixels(tf.constant(start), constants["scale"], constants["colour"], (height, width)).numpy()
     return finish_patterns(
         probe, name, targets, objective=objective, method="robust", steps=steps, seed=seed, pixels=pixels,
         start_pixels=start_pixels, matrix=matrix, offset=offset, signal=signal, started=started, class_names=class_names,
     )
+
+
+def check_steps(steps: int) -> None:
+    """A ``ChoiceError`` unless 1 <= steps <= 10,000."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 10_000:
+        raise ChoiceError(f"The number of steps must be a whole number from 1 to 10000 (got {steps}).")
+
+
+def tick(progress: Callable[[int, int], bool | None] | None, step: int, steps: int) -> None:
+    """Report a finished step; raise ``Cancelled`` when ``progress`` answers False."""
+    if progress is not None and progress(step, steps) is False:
+        raise Cancelled("Stopped: another choice was made while the patterns were being computed.")
 
 
 #: The extra random starts tried, in this order, for a target that gives no gradient on its first
@@ -494,7 +519,7 @@ def _robust_step(probe: Probe, layer: str | None, objective: str, size: tuple[in
 
         scores_of = score_function(probe, layer, objective)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def step(spectrum, first, second, t, warps, constants):
             with tf.GradientTape() as tape:
                 pixels = fourier_pixels(spectrum, constants["scale"], constants["colour"], size)

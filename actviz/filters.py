@@ -23,10 +23,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import Cancelled, ChoiceError, LayerNotFoundError
+from .errors import ChoiceError, LayerNotFoundError
 from .featurevis import (
-    DYNAMIC_SIZE, METHODS, OBJECTIVES, ROBUST_STEPS, Patterns, check_targets, finish_patterns, fourier_pixels,
-    input_mapping, pattern_size, pixels_of, robust_patterns, score_function, spectrum_scale, wake_proposal, wake_up,
+    DYNAMIC_SIZE, METHODS, OBJECTIVES, ROBUST_STEPS, Patterns, check_steps, check_targets, finish_patterns,
+    fourier_pixels, input_mapping, pattern_size, pixels_of, robust_patterns, score_function, spectrum_scale, tick,
+    wake_proposal, wake_up,
 )
 from .probe import Probe
 
@@ -95,8 +96,7 @@ def plain_patterns(
     import tensorflow as tf
 
     name, count, targets = check_targets(probe, layer, targets, objective)
-    if steps < 1:
-        raise ChoiceError(f"The number of steps must be at least 1 (got {steps}).")
+    check_steps(steps)
     height, width, channels = pattern_size(probe, size)
     probe.check_budget((len(targets), height, width, channels), [name] if name else [])
     started = time.perf_counter()
@@ -121,8 +121,7 @@ def plain_patterns(
     step_function = _plain_step(probe, name, objective)
     for step in range(steps):
         signal |= step_function(images, constants).numpy()
-        if progress is not None and progress(step + 1, steps) is False:
-            raise Cancelled("Stopped: another choice was made while the patterns were being computed.")
+        tick(progress, step + 1, steps)
     return finish_patterns(
         probe, name, targets, objective=objective, method="plain", steps=steps, seed=seed,
         pixels=pixels_of(images.numpy(), matrix, offset), start_pixels=pixels_of(first, matrix, offset),
@@ -140,7 +139,7 @@ def _plain_step(probe: Probe, layer: str | None, objective: str) -> Callable:
 
         scores_of = score_function(probe, layer, objective)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def step(images, constants):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_sum(scores_of(images) * constants["select"])

@@ -150,7 +150,7 @@ def write_pictures(results: dict, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for method in ("plain", "robust"):
         images = results[method]["patterns"].images
-        zoom = max(1, 96 // images.shape[1])
+        zoom = max(1, 128 // images.shape[1])
         (folder / f"featurevis_{method}.png").write_bytes(picture_png(tile_images(images, per_row=8, gap=4, zoom=zoom)))
 
 
@@ -174,7 +174,7 @@ def table(rows: list[tuple[str, str, int, int, dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="demo: 16 channels, 64 steps; VGG16: 4 channels, 12 steps; 8 warps")
+    parser.add_argument("--quick", action="store_true", help="demo: 16 channels, 64 steps; VGG16: 4 channels, 16 steps; 8 warps")
     parser.add_argument("--skip-vgg", action="store_true", help="the demo model only")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="where the two pictures go (default: docs/)")
     args = parser.parse_args()
@@ -184,7 +184,7 @@ def main() -> None:
     from actviz.models import open_model
     from actviz.probe import Probe
 
-    demo_steps, vgg_steps, vgg_count, warps = (64, 12, 4, 8) if args.quick else (128, 32, 16, 20)
+    demo_steps, vgg_steps, vgg_count, warps = (64, 16, 4, 8) if args.quick else (128, 32, 16, 20)
     rows = []
     demo = open_model(None).probe
     for layer in ("block2_conv2", "block3_conv2"):

@@ -328,6 +328,8 @@ def test_robustness_is_one_without_warps_and_leaves_inputs_alone(edge_probe):
 def test_patterns_show_themselves_in_a_notebook(edge_probe):
     patterns = robust_patterns(edge_probe, "edges", [0, 2], steps=4)
     assert patterns._repr_png_().startswith(b"\x89PNG")
+    assert patterns.picture(1, side=128).shape == (128, 128, 3) and np.all(patterns.picture(1) == 128)
+    assert patterns.picture(side=64).shape == (64, 64 * 2 + 4, 3)
     assert "shifted, scaled and turned" in patterns.note()
 
 
