@@ -107,7 +107,10 @@ class Patterns:
         """One line per pattern, in plain words (dead targets say so)."""
         lines = []
         for i in range(len(self)):
-            if self.dead[i]:
+            if self.dead[i] and self.objective == "class":
+                lines.append(f"{self.target_name(i)}: no pattern: the model's score for it does not change "
+                             "with the picture, so nothing can be drawn.")
+            elif self.dead[i]:
                 lines.append(f"{self.target_name(i)}: no pattern: it never responds (a 'dead' filter); "
                              "it stays at zero for every image tried, so nothing can be drawn.")
             else:
@@ -129,19 +132,25 @@ class Patterns:
             "neuron": "to make each channel as strong as possible at the centre of the picture",
             "class": "to make the model's score for each class as high as possible",
         }[self.objective]
+        read = {
+            "channel": "Read it as a texture: what the filter looks for, repeated all over; the strokes, shapes and "
+                       "colours are the ones it prefers.",
+            "neuron": "Look at the middle: that is what the filter looks for at one place; the edges matter little.",
+            "class": "Read it as a collage of the things the model takes as signs of that class, not as a photo.",
+        }[self.objective]
         if self.method == "robust":
             how = (f"Each picture was changed step by step ({self.steps} steps) {goal}. It was built from smooth "
                    "waves rather than single pixels, and at every step it was shifted, scaled and turned a little "
-                   "at random, so only shapes that keep working when moved survive. Read it as a texture: what "
-                   "the filter looks for, repeated; the colours and strokes are the ones it prefers.")
+                   f"at random, so only shapes that keep working when moved survive. {read}")
         else:
             how = (f"Each picture was changed pixel by pixel ({self.steps} steps) {goal}, starting from grey with "
                    "a little noise, then stretched in contrast for viewing. Plain ascent tends to find fine "
                    "stripes and pixel noise that real images do not have; the robust method is easier to read.")
         dead = int(np.sum(self.dead))
         if dead:
-            how += (f" {dead} of {len(self)} never respond at all (dead filters): they are shown flat grey, "
-                    "because no picture can make them fire.")
+            how += (f" {dead} of {len(self)} never respond at all (dead filters): no picture tried (a grey one, "
+                    f"{len(WAKE_STARTS)} random darker, brighter and smoother ones, and every step) made them fire, "
+                    "so they are shown flat grey rather than as noise.")
         return how
 
     def picture(self, index: int | None = None, *, side: int = 128, per_row: int = 8) -> np.ndarray:
@@ -225,6 +234,8 @@ def target_activations(
     import tensorflow as tf
 
     name, _, targets = check_targets(probe, layer, targets, objective)
+    if len(inputs) != len(targets):
+        raise ValueError(f"one target per input: {len(inputs)} inputs, {len(targets)} targets")
     scores = score_function(probe, name, objective)(tf.constant(np.asarray(inputs, dtype=np.float32))).numpy()
     return scores[np.arange(len(targets)), targets].astype(np.float32)
 

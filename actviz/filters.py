@@ -63,7 +63,8 @@ def find_patterns(
         raise ChoiceError(f"Unknown method '{method}'. Choose one of: {', '.join(METHODS)}.")
     make = robust_patterns if method == "robust" else plain_patterns
     return make(
-        probe, layer, targets, objective=objective, steps=steps or (ROBUST_STEPS if method == "robust" else PLAIN_STEPS),
+        probe, layer, targets, objective=objective,
+        steps=steps if steps is not None else (ROBUST_STEPS if method == "robust" else PLAIN_STEPS),
         seed=seed, preprocessing=preprocessing, value_range=value_range, class_names=class_names, progress=progress, **options,
     )
 
