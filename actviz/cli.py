@@ -87,11 +87,16 @@ def _add_gradcam(commands) -> None:
 
 
 def _add_filters(commands) -> None:
-    sub = commands.add_parser("filters", help="images that excite chosen filters most (gradient ascent), and the first layer's kernels")
+    sub = commands.add_parser("filters", help="images that excite chosen filters (or classes) most, and the first layer's kernels")
     _model_options(sub)
-    sub.add_argument("--layer", required=True, help="a convolution layer")
-    sub.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3], help="channel numbers (default 0 1 2 3)")
-    sub.add_argument("--steps", type=int, default=30, help="gradient ascent steps (default 30)")
+    sub.add_argument("--layer", help="a layer with an image-like output (not needed with --objective class)")
+    sub.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3], help="channel numbers, or class numbers with --objective class (default 0 1 2 3)")
+    sub.add_argument("--method", choices=("robust", "plain"), default="robust",
+                     help="robust (default): smooth patterns that survive small shifts, turns and zooms, easy to read; plain: pixel-by-pixel gradient ascent")
+    sub.add_argument("--objective", choices=("channel", "neuron", "class"), default="channel",
+                     help="what to excite: a channel's mean over the picture (default), its value at the centre, or a class's score")
+    sub.add_argument("--steps", type=int, help="optimisation steps (default 128 robust, 30 plain)")
+    sub.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same patterns (default 0)")
     _preprocess_option(sub)
     _out_option(sub)
 
@@ -274,28 +279,36 @@ def run_gradcam(args: argparse.Namespace) -> int:
 def run_filters(args: argparse.Namespace) -> int:
     from .export import OutputFolder
     from .figures import picture_png, tile_images
-    from .filters import filter_patterns, first_layer_kernels
-    from .preprocessing import choose_preprocessing, value_range
+    from .filters import find_patterns, first_layer_kernels
+    from .preprocessing import choose_preprocessing
 
-    if not 1 <= args.steps <= 1000:
+    if args.steps is not None and not 1 <= args.steps <= 1000:
         raise ActvizError(f"--steps must be between 1 and 1000 (got {args.steps}).")
+    if args.objective != "class" and not args.layer:
+        raise ActvizError("filters needs --layer (the layer whose channels to show), unless --objective class.")
     opened = _open(args)
     probe = opened.probe
-    info = probe.table.resolve(args.layer, among=probe.table.convolutions)
+    layer = None if args.objective == "class" else probe.layer(args.layer).name
 
     def report(step: int, steps: int) -> None:
         print(f"\rstep {step} of {steps}", end="", file=sys.stderr, flush=True)
 
     chosen = choose_preprocessing(probe, args.preprocess)
-    start_range = value_range(chosen.method, probe.input_shape[-1])
-    patterns = filter_patterns(probe, info.name, args.channels, steps=args.steps, value_range=start_range, progress=report)
+    patterns = find_patterns(
+        probe, layer, args.channels, method=args.method, objective=args.objective, steps=args.steps, seed=args.seed,
+        preprocessing=chosen.method, class_names=opened.class_names, progress=report,
+    )
     print(file=sys.stderr)
     first, kernels = first_layer_kernels(probe)
+    stem = "classes" if layer is None else file_name(layer)
     with OutputFolder(args.out) as out:
-        zoom = max(1, 128 // patterns.shape[1])
-        out.write(f"patterns_{file_name(info.name)}.png", picture_png(tile_images(patterns, per_row=min(8, len(patterns)), gap=4, zoom=zoom)))
+        zoom = max(1, 128 // patterns.images.shape[1])
+        out.write(f"patterns_{stem}.png", picture_png(tile_images(patterns.images, per_row=min(8, len(patterns)), gap=4, zoom=zoom)))
         out.write(f"kernels_{file_name(first)}.png", picture_png(tile_images(kernels, per_row=16, gap=2, zoom=max(1, 32 // kernels.shape[1]))))
-    _say(f"patterns of channels {' '.join(map(str, args.channels))} of {info.name} and the kernels of {first} written to {args.out}")
+    _say(f"{args.method} patterns ({patterns.steps} steps, {patterns.seconds:.1f} s), left to right:")
+    for line in patterns.captions():
+        _say("  " + line)
+    _say(f"patterns and the kernels of {first} written to {args.out}")
     return 0
 
 
