@@ -26,13 +26,13 @@ from actviz.errors import ActvizError, ModelFileError
 from actviz.explain import METHODS, grad_cam
 from actviz.export import export_bundle, zip_bytes
 from actviz.figures import channel_picture, depth_chart, overlay, picture_png, tile_images
-from actviz.filters import filter_patterns, first_layer_kernels
+from actviz.filters import find_patterns, first_layer_kernels
 from actviz.images import open_image
 from actviz.jobs import JobQueue, Limits, with_deadline
 from actviz.loading import file_digest
 from actviz.models import OpenModel, open_model
 from actviz.predictions import class_count, class_labels, class_probabilities, is_probability, parse_class_names, predicted_class
-from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare, value_range
+from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare
 from actviz.probe import Activations
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.samples import Sample, sample_images
@@ -86,7 +86,7 @@ class Server:
     queue: JobQueue
     models: BoundedStore  # (file digest, trusted) -> OpenModel
     results: HeldResults  # (model, image, preprocessing, scope) -> Activations, while a visitor holds it
-    patterns: BoundedStore  # (model, ..., channels, steps) -> uint8 (N, H, W, C)
+    patterns: BoundedStore  # (model, preprocessing, layer, targets, method, objective, steps) -> Patterns
 
 
 @st.cache_resource(show_spinner=False)
@@ -95,7 +95,7 @@ def server() -> Server:
     return Server(
         limits=limits, queue=JobQueue(limits.jobs), results=HeldResults(),
         models=BoundedStore(max_entries=3, max_bytes=1536 * 1024**2, size=lambda opened: 4 * sum(i.params for i in opened.probe.table if i.depth == 0)),
-        patterns=BoundedStore(max_entries=32, max_bytes=64 * 1024**2, size=lambda a: a.nbytes),
+        patterns=BoundedStore(max_entries=32, max_bytes=64 * 1024**2, size=lambda p: p.images.nbytes + p.inputs.nbytes),
     )
 
 
@@ -556,33 +556,70 @@ def why_view(page: Page) -> None:
 
 def filters_view(page: Page) -> None:
     st.caption(
-        "What does a filter look for? Below: the first layer's filters themselves (tiny colour patterns the network "
-        "learned), and, on request, an image made to excite one filter as much as possible."
+        "What does a filter look for? Below: the first layer's filters themselves (tiny patterns the network learned), "
+        "and, on request, pictures made to excite chosen filters (or a class) as much as possible."
     )
-    probe = page.opened.probe
-    limits = server().limits
+    probe, limits = page.opened.probe, server().limits
     first, kernels = first_layer_kernels(probe)
-    st.image(tile_images(kernels, per_row=16, gap=2, zoom=max(1, 48 // kernels.shape[1])), caption=f"The {len(kernels)} filters of {first}, enlarged (grey: zero weight)")
-    convs = [info.name for info in probe.table.convolutions]
-    layer = st.selectbox("Layer", convs, index=len(convs) // 2, key="pattern_layer")
-    total = probe.layer(layer).output_shape[-1]
-    channels = st.multiselect(
-        "Channels (a few at a time: this is slow on a CPU)", list(range(total)), default=list(range(min(4, total))),
-        key=f"pattern_channels_{layer}", max_selections=min(8, limits.pattern_channels),
+    st.image(tile_images(kernels, per_row=16, gap=2, zoom=max(1, 48 // kernels.shape[1])), caption=f"The {len(kernels)} filters of {_md(first)}, enlarged (grey: zero weight)")
+    pick, how = st.columns(2)
+    objective = pick.radio(
+        "Make a picture that excites", list(OBJECTIVE_WORDS), key="pattern_objective", format_func=OBJECTIVE_WORDS.get, horizontal=True,
     )
-    steps = st.slider("Steps", 10, min(60, limits.pattern_steps), min(30, limits.pattern_steps), 5, key="pattern_steps")
-    wanted = (page.choice.key, page.method, layer, tuple(channels), steps)
+    method = how.radio(
+        "How", list(PATTERN_METHODS), key="pattern_method", format_func=PATTERN_METHODS.get, horizontal=True,
+        help="Robust: the picture must keep exciting the filter when shifted, scaled and turned a little, which gives "
+             "patterns people recognise. Plain: unconstrained gradient ascent (fine stripes and noise).",
+    )
+    layer, targets = _pattern_targets(page, objective, limits)
+    top = min(256 if method == "robust" else 60, limits.pattern_steps)
+    steps = st.slider("Steps", min(16, top), top, min(64 if method == "robust" else 30, top), key=f"pattern_steps_{method}",
+                      help="More steps: clearer pictures, and a longer wait.")
+    wanted = (page.choice.key, page.method, layer, tuple(targets), method, objective, steps)
     patterns = server().patterns.peek(wanted)
-    if patterns is None and channels and st.button("Compute these patterns", key="pattern_go", type="primary"):
-        start = value_range(page.method, probe.input_shape[-1])
-        patterns = run_job("Computing the patterns", lambda report: server().patterns.get(
-            wanted, lambda: filter_patterns(probe, layer, channels, steps=steps, value_range=start, progress=report)), key="patterns")
-    if patterns is not None:
-        zoom = max(1, 160 // patterns.shape[1])
-        st.image(tile_images(patterns, per_row=4, gap=4, zoom=zoom), caption=f"Channels {', '.join(map(str, channels))} of {layer}: what each responds to most")
-        st.caption("A picture that stays plain noise belongs to a filter that did not respond at all to the starting image, so there was nothing to climb.")
-    elif channels:
-        st.info("Press the button to compute. Choosing something else stops the computation.")
+    if patterns is None and targets and st.button("Make these pictures", key="pattern_go", type="primary"):
+        patterns = run_job("Making the pictures", lambda report: server().patterns.get(wanted, lambda: find_patterns(
+            probe, layer, targets, method=method, objective=objective, steps=steps, preprocessing=page.method,
+            class_names=page.class_names, progress=report)), key="patterns")
+    if patterns is None:
+        if targets:
+            st.info("Press the button to make the pictures. Choosing something else stops the computation.")
+        return
+    captions = patterns.captions()
+    columns = st.columns(min(4, len(patterns)))
+    for index in range(len(patterns)):
+        column = columns[index % len(columns)]
+        if patterns.dead[index]:
+            column.info(_md(captions[index]))
+            continue
+        column.image(patterns.picture(index, side=160), caption=_md(captions[index]))
+        if layer == first and objective != "class":
+            column.image(tile_images(kernels[patterns.targets[index]:patterns.targets[index] + 1], zoom=max(1, 48 // kernels.shape[1])),
+                         caption="its kernel (the filter itself)")
+    st.caption(_md(patterns.note()))
+
+
+#: What a pattern is made to excite, in words.
+OBJECTIVE_WORDS = {"channel": "channels (all over)", "neuron": "channels (at the centre)", "class": "a class"}
+PATTERN_METHODS = {"robust": "robust (recommended)", "plain": "plain"}
+
+
+def _pattern_targets(page: Page, objective: str, limits: Limits) -> tuple[str | None, list[int]]:
+    """The layer and the channels (or classes) whose pictures are wanted."""
+    most = min(8, limits.pattern_channels)
+    if objective == "class":
+        labels = class_labels(class_count(page.result.predictions[0][0]), page.class_names)
+        chosen = st.multiselect("Classes", list(range(len(labels))), default=[predicted_class(page.result.predictions[0][0])],
+                                format_func=lambda i: labels[i], key="pattern_classes", max_selections=most)
+        return None, chosen
+    convs = [info.name for info in page.opened.probe.table.convolutions]
+    layer = st.selectbox("Layer", convs, index=len(convs) // 2, key="pattern_layer")
+    total = page.opened.probe.layer(layer).output_shape[-1]
+    chosen = st.multiselect(
+        f"Channels (up to {most}: each takes a while on a CPU)", list(range(total)), default=list(range(min(4, total))),
+        key=f"pattern_channels_{layer}", max_selections=most,
+    )
+    return layer, chosen
 
 
 def compare_view(page: Page) -> None:

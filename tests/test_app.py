@@ -20,11 +20,15 @@ def app(monkeypatch):
 
 
 def _texts(at):
-    """The page's Markdown as a reader sees it: the app escapes punctuation in names with a backslash."""
+    """The page's Markdown as a reader sees it."""
+    return _read(" ".join(m.value for m in [*at.markdown, *at.caption, *at.header, *at.subheader, *at.title]))
+
+
+def _read(markdown):
+    """Markdown as a reader sees it: the app escapes punctuation in names with a backslash."""
     import re
 
-    text = " ".join(m.value for m in [*at.markdown, *at.caption, *at.header, *at.subheader, *at.title])
-    return re.sub(r"\\([^A-Za-z0-9\s])", r"\1", text)
+    return re.sub(r"\\([^A-Za-z0-9\s])", r"\1", markdown)
 
 
 def test_first_screen_shows_prediction_and_first_conv_layer(app):
@@ -187,10 +191,14 @@ def test_why_filters_compare_views_and_channel_link(app):
     at.session_state["view"] = "What filters look for"
     at.run()
     images_before = len(at.image)
-    at.slider(key="pattern_steps").set_value(10).run()
+    at.slider(key="pattern_steps_robust").set_value(16).run()
     at.button(key="pattern_go").click().run()
     assert not at.exception and not at.error
-    assert len(at.image) == images_before + 1  # the patterns grid
+    # channels 0-3 of block2_conv2: three pictures, and channel 3 never fires on anything (a dead filter): said in words
+    assert at.selectbox(key="pattern_layer").value == "block2_conv2"
+    assert len(at.image) == images_before + 3 and sum("reaches" in " ".join(i.captions) for i in at.image) == 3
+    assert any("channel 3 of block2_conv2: no pattern" in _read(i.value) and "dead" in i.value for i in at.info)
+    assert any("shifted" in c.value or "Read it as a texture" in c.value for c in at.caption)  # how they were made, how to read them
 
     at.session_state["view"] = "Why this answer"
     at.run()
