@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import ActvizError, BudgetError, LayerNotFoundError, NothingToShowError
+from .errors import ActvizError, BudgetError, ImageError, LayerNotFoundError, NothingToShowError
 from .layers import LayerInfo, LayerTable
 from .logits import logits_tensor, output_activation
 from .tracing import trace
@@ -231,6 +231,14 @@ class Probe:
             return self._shapes[key]
 
     def _symbolic_shapes(self, height: int, width: int) -> dict[str, tuple]:
+        shapes = self._try_shapes(height, width)
+        if shapes is None:  # the model cannot take this size (e.g. smaller than its kernels)
+            raise ImageError(self._too_small(height, width))
+        return shapes
+
+    def _try_shapes(self, height: int, width: int) -> dict[str, tuple] | None:
+        """Each layer's output shape for one image of ``height`` x ``width``, or None when some
+        layer cannot take it (worked out symbolically: no computation, no memory)."""
         import keras
 
         names = [info.name for info in self.table if not info.container and hasattr(self._trace.tensors[info.name], "shape")]
@@ -238,13 +246,31 @@ class Probe:
         spec = keras.KerasTensor((1, height, width, self.input_shape[2]))
         try:
             outputs = everything.compute_output_spec(spec)
-        except Exception as exc:  # the model cannot take this size (e.g. smaller than its kernels)
-            raise ActvizError(
-                f"The model cannot take an image of {height} x {width} pixels ({' '.join(str(exc).split())[:200]}). "
-                "Use a larger image."
-            ) from None
+        except Exception:  # noqa: BLE001 -- Keras raises ValueError and others for a size its layers cannot take
+            return None
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return {name: tuple(out.shape[1:]) for name, out in zip(names, outputs)}
+        shapes = {name: tuple(out.shape[1:]) for name, out in zip(names, outputs)}
+        if any(d is not None and d <= 0 for shape in shapes.values() for d in shape):
+            return None
+        return shapes
+
+    def _too_small(self, height: int, width: int) -> str:
+        """Plain words for an image the model's layers shrink to nothing, with the smallest square size that works."""
+        def fits(side: int) -> bool:
+            return self._try_shapes(max(side, height), max(side, width)) is not None
+
+        low, high = max(height, width), max(height, width, 2)
+        while high <= 8192 and not fits(high):
+            low, high = high, high * 2
+        if high > 8192:
+            return f"The model cannot take an image of {height} x {width} pixels: its layers shrink it to nothing. Use a larger image."
+        while high - low > 1:  # smallest side that fits, between the last failing and the first fitting one
+            middle = (low + high) // 2
+            low, high = (low, middle) if fits(middle) else (middle, high)
+        return (
+            f"The model cannot take an image of {height} x {width} pixels: its layers shrink it to nothing. "
+            f"This model needs images of at least {high} x {high} pixels; use a larger image."
+        )
 
     def forward_bytes(self, batch_shape: tuple, names: Sequence[str]) -> int:
         """Memory of one forward pass in bytes: the feature maps kept plus the largest layer
