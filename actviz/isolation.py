@@ -268,7 +268,7 @@ def _run_child(task: str, path: str, *, label: str, limits: Limits) -> dict:
             _kill(process)
             _log_failure(task, label, f"stopped after {limits.seconds:.0f} s", log_path)
             raise ModelCheckError(
-                f"Checking the model file took longer than {limits.seconds:.0f} seconds, the limit here; it was stopped "
+                f"Checking the model file took longer than {limits.seconds:g} seconds, the limit here; it was stopped "
                 "and the file refused. A model that slow to open or to run once would make the program unusable. "
                 f"(Whoever runs this program can raise the limit: ACTVIZ_{task.upper()}_TIMEOUT.)"
             ) from None
@@ -304,11 +304,11 @@ def _answer(task: str, code: int, folder: str, *, label: str, limits: Limits, lo
         raise ModelCheckError("Checking the model file ended without an answer; the file is refused.")
     if code == _EXIT_MEMORY or code == -signal.SIGKILL:  # SIGKILL not sent by us: the kernel's out-of-memory killer
         _log_failure(task, label, f"out of memory (exit {code})", log_path)
-        raise ModelCheckError(_memory_message(limits))
+        raise ModelCheckError(_memory_message(task, limits))
     if code == -signal.SIGXCPU:
         _log_failure(task, label, "processor time limit", log_path)
         raise ModelCheckError(
-            f"Checking the model file used more than {limits.cpu_seconds:.0f} seconds of processor time, the limit "
+            f"Checking the model file used more than {limits.cpu_seconds:g} seconds of processor time, the limit "
             "here; it was stopped and the file refused."
         )
     if code < 0 and -code in _CRASH_SIGNALS:
@@ -326,10 +326,10 @@ def _answer(task: str, code: int, folder: str, *, label: str, limits: Limits, lo
     )
 
 
-def _memory_message(limits: Limits) -> str:
+def _memory_message(task: str, limits: Limits) -> str:
     return (
         f"Checking the model file needed more than the {limits.memory_mb:,} MB of memory allowed, so it was stopped "
-        "and the file refused. (Whoever runs this program can raise the limit: ACTVIZ_VET_MEMORY_MB / ACTVIZ_SCAN_MEMORY_MB.)"
+        f"and the file refused. (Whoever runs this program can raise the limit: ACTVIZ_{task.upper()}_MEMORY_MB.)"
     )
 
 

@@ -50,12 +50,12 @@ MAX_LAYER_SIZE = 1_000_000
 MAX_ARCHIVE_ENTRIES = 1_000
 #: Largest central directory of a .keras archive, in bytes (read before any entry is parsed).
 MAX_ARCHIVE_DIRECTORY = 1024**2
-#: Most links followed in an HDF5 file (a 1,000-layer model has ~10,000).
-MAX_HDF5_LINKS = 200_000
+#: Most links in an HDF5 file (a 1,000-layer model has about 5,000).
+MAX_HDF5_LINKS = 50_000
 #: Deepest nesting of HDF5 groups (Keras writes fewer than 20 levels).
 MAX_HDF5_DEPTH = 64
 #: Most attributes read in an HDF5 file, and the largest one's stored size in bytes.
-MAX_HDF5_ATTRIBUTES = 200_000
+MAX_HDF5_ATTRIBUTES = 100_000
 MAX_ATTRIBUTE_BYTES = 64 * 1024**2
 #: Largest HDF5 chunk: reading a dataset allocates one chunk at a time, whatever the dataset's size.
 MAX_CHUNK_BYTES = 256 * 1024**2
@@ -173,8 +173,6 @@ def read_model_file(path: str | Path, *, label: str = "model", check: bool = Tru
         raise
     except RecursionError:  # every walk here is bounded; a deep structure is still refused, not reported as a bug
         raise UnsafeModelError("The model file is nested too deeply to be read safely; refused.") from None
-    except MemoryError:
-        raise UnsafeModelError("The model file needs more memory to read than allowed; refused.") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError, KeyError,
             ValueError, TypeError, UnicodeError, IndexError, AttributeError, struct.error) as exc:
         raise ModelFileError(_damaged(kind, exc)) from None
@@ -330,48 +328,60 @@ def _read_hdf5(path: str, *, check: bool) -> FileScan:
 def _walk_hdf5(handle: Any, where: str) -> int:
     """Visit every object of an HDF5 file once; refuse links out, outside storage, absurd sizes.
 
-    Objects are identified by their address, so a group linked into itself or
-    groups hard-linked into each other 2^40 ways are visited once each; the
-    number of links, the depth and the attributes are capped. Every attribute is
-    read (Keras reads some of them), so that one a reader would crash on crashes
-    here, in isolation. Returns the bytes the numeric datasets declare.
+    HDF5's own visitors (H5Lvisit, H5Ovisit) walk the file in C and enter each
+    group once, however many hard links lead to it: a group linked into itself,
+    or groups hard-linked into each other 2^40 ways, cost one visit each. The
+    number of links and the depth are capped while walking (the walk stops at
+    the first excess). Every attribute is read (Keras reads some of them), so
+    that one h5py would crash on crashes here, in isolation. Returns the bytes
+    the numeric datasets declare.
     """
     import h5py
 
-    seen = {h5py.h5o.get_info(handle.id).addr}
-    stack = [(handle, "", 0)]
-    links = attributes = declared = 0
-    while stack:
-        group, prefix, depth = stack.pop()
-        attributes += _read_attributes(group, prefix or "/", attributes)
-        count = group.id.get_num_objs()
-        links += count
+    links = 0
+
+    def visit_link(name: bytes, info: Any) -> Any:
+        nonlocal links
+        links += 1
+        path = "/" + name.decode("utf-8", "replace")
         if links > MAX_HDF5_LINKS:
-            raise UnsafeModelError(f"The {where} has more than {MAX_HDF5_LINKS:,} entries; Keras files have far fewer. Refused.")
-        for name in group.keys():
-            path = f"{prefix}/{name}"
-            link = group.get(name, getlink=True)
-            if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)) or not isinstance(link, h5py.HardLink):
-                kind = "another file" if isinstance(link, h5py.ExternalLink) else "another place in the file"
-                raise UnsafeModelError(f"The {where} has an entry '{path}' that links to {kind}; actviz does not follow such links.")
-            item = group[name]
-            address = h5py.h5o.get_info(item.id).addr
-            if address in seen:
-                continue
-            seen.add(address)
-            if isinstance(item, h5py.Group):
-                if depth + 1 > MAX_HDF5_DEPTH:
-                    raise UnsafeModelError(f"The {where} nests its groups more than {MAX_HDF5_DEPTH} levels deep; refused.")
-                stack.append((item, path, depth + 1))
-            elif isinstance(item, h5py.Dataset):
-                attributes += _read_attributes(item, path, attributes)
-                declared += _check_dataset(item, path, where)
-                if declared > MAX_MODEL_BYTES:
-                    raise UnsafeModelError(
-                        f"The {where} declares {declared / 1e9:.1f} GB of weights or more, more than actviz opens "
+            return UnsafeModelError(f"The {where} has more than {MAX_HDF5_LINKS:,} entries; Keras files have far fewer. Refused.")
+        if info.type != h5py.h5l.TYPE_HARD:
+            kind = "another file" if info.type == h5py.h5l.TYPE_EXTERNAL else "another place in the file"
+            return UnsafeModelError(f"The {where} has an entry '{path}' that links to {kind}; actviz does not follow such links.")
+        if name.count(b"/") >= MAX_HDF5_DEPTH:
+            return UnsafeModelError(f"The {where} nests its groups more than {MAX_HDF5_DEPTH} levels deep; refused.")
+        return None
+
+    _raise_if_stopped(handle.id.links.visit(visit_link, info=True))
+    counts = {"attributes": _read_attributes(handle, "/", 0), "declared": 0}
+
+    def visit_object(name: bytes, info: Any) -> Any:
+        try:
+            path = "/" + name.decode("utf-8", "replace")
+            if info.type not in (h5py.h5o.TYPE_DATASET, h5py.h5o.TYPE_GROUP):
+                return None
+            item = handle[name]
+            counts["attributes"] += _read_attributes(item, path, counts["attributes"])
+            if info.type == h5py.h5o.TYPE_DATASET:
+                counts["declared"] += _check_dataset(item, path, where)
+                if counts["declared"] > MAX_MODEL_BYTES:
+                    return UnsafeModelError(
+                        f"The {where} declares {counts['declared'] / 1e9:.1f} GB of weights or more, more than actviz opens "
                         f"({MAX_MODEL_BYTES / 1e9:.1f} GB)."
                     )
-    return declared
+        except Exception as exc:  # noqa: BLE001 -- handed back through the C visitor, raised below
+            return exc
+        return None
+
+    _raise_if_stopped(h5py.h5o.visit(handle.id, visit_object, info=True))
+    return counts["declared"]
+
+
+def _raise_if_stopped(result: Any) -> None:
+    """A visitor stops when its callback returns something: here, always the exception to raise."""
+    if isinstance(result, BaseException):
+        raise result
 
 
 def _read_attributes(item: Any, path: str, so_far: int) -> int:
