@@ -59,6 +59,8 @@ MAX_HDF5_ATTRIBUTES = 100_000
 MAX_ATTRIBUTE_BYTES = 64 * 1024**2
 #: Largest HDF5 chunk: reading a dataset allocates one chunk at a time, whatever the dataset's size.
 MAX_CHUNK_BYTES = 256 * 1024**2
+#: Most stored chunks in one dataset (Keras stores weights contiguously, in one piece).
+MAX_CHUNKS = 100_000
 #: HDF5 filters h5py reads without plugins: deflate, shuffle, fletcher32, szip, nbit, scale-offset, lzf.
 _KNOWN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 
@@ -332,9 +334,9 @@ def _walk_hdf5(handle: Any, where: str) -> int:
     group once, however many hard links lead to it: a group linked into itself,
     or groups hard-linked into each other 2^40 ways, cost one visit each. The
     number of links and the depth are capped while walking (the walk stops at
-    the first excess). Every attribute is read (Keras reads some of them), so
-    that one h5py would crash on crashes here, in isolation. Returns the bytes
-    the numeric datasets declare.
+    the first excess). Every attribute and every weight is read (Keras reads
+    them), so that one h5py would crash or hang on does so here, in isolation.
+    Returns the bytes the numeric datasets declare.
     """
     import h5py
 
@@ -415,11 +417,30 @@ def _check_dataset(item: Any, path: str, where: str) -> int:
         if code not in _KNOWN_FILTERS:
             raise UnsafeModelError(f"The {where} stores '{path}' with a compression filter ({code}) that Keras does not use; refused.")
     itemsize = item.dtype.itemsize
-    if item.chunks is not None and _product(item.chunks) * itemsize > MAX_CHUNK_BYTES:
-        raise UnsafeModelError(f"The {where} stores '{path}' in blocks too large to read safely; refused.")
+    if item.chunks is not None:
+        if _product(item.chunks) * itemsize > MAX_CHUNK_BYTES:
+            raise UnsafeModelError(f"The {where} stores '{path}' in blocks too large to read safely; refused.")
+        if item.id.get_num_chunks() > MAX_CHUNKS:
+            raise UnsafeModelError(f"The {where} stores '{path}' in more than {MAX_CHUNKS:,} pieces; Keras never does. Refused.")
     if item.dtype.kind not in "biufc":  # strings and the like: not weights
         return 0
-    return _product(item.shape or ()) * itemsize
+    declared = _product(item.shape or ()) * itemsize
+    if declared <= MAX_MODEL_BYTES:
+        _read_values(item)
+    return declared
+
+
+def _read_values(item: Any) -> None:
+    """Read a dataset's values in slabs of at most 64 MB, so that data h5py would crash or hang
+    on (a damaged chunk index, a bad compressed block) does so here, where the reading is isolated."""
+    shape = item.shape or ()
+    if not shape or 0 in shape:
+        item[()]
+        return
+    row = max(1, _product(shape[1:]) * item.dtype.itemsize)
+    step = max(1, (64 * 1024**2) // row)
+    for start in range(0, shape[0], step):
+        item[start:start + step]
 
 
 def _product(values: Any) -> int:
