@@ -421,3 +421,61 @@ def test_fuzz_damaged_model_files_loaded_or_refused_plainly(saved_files, suffix,
         load_model(bytes(data), isolate="scan")
     except Exception as exc:  # noqa: BLE001 -- the type is what is checked
         assert_plain(exc)
+
+
+# --- downloads: bounded in size and in time, redirects to http(s) only ---------------------
+
+
+@pytest.fixture()
+def web_server():
+    """A local web server: /slow trickles a byte every 0.1 s, /redirect points at an ftp:// address, /big sends 5 KB."""
+    import http.server
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_GET(self):
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "ftp://127.0.0.1/model.keras")  # urllib alone would follow it
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.end_headers()
+            if self.path == "/big":
+                self.wfile.write(b"x" * 5000)
+                return
+            try:
+                for _ in range(600):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_bounded_in_time_size_and_redirects(web_server):
+    import time
+
+    from actviz.download import fetch_model
+
+    started = time.monotonic()
+    with pytest.raises(ModelFileError) as caught:
+        fetch_model(web_server + "/slow", timeout=1.0)
+    assert time.monotonic() - started < 5
+    assert "took longer than 1 seconds" in assert_plain(caught.value)
+    with pytest.raises(ModelFileError, match="not an http\\(s\\) address"):
+        fetch_model(web_server + "/redirect", timeout=5)
+    with pytest.raises(ModelFileError, match="larger than actviz opens"):
+        fetch_model(web_server + "/big", timeout=5, limit=1000)
+    assert fetch_model(web_server + "/big", timeout=5) == b"x" * 5000
