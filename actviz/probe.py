@@ -274,13 +274,34 @@ class Probe:
 
     def forward_bytes(self, batch_shape: tuple, names: Sequence[str]) -> int:
         """Memory of one forward pass in bytes: the feature maps kept plus the largest layer
-        output twice (its input and output live at the same time), float32, for a batch of
-        ``batch_shape`` (N, H, W, C)."""
+        output twice (its input and output live at the same time), or an attention layer's
+        score tensor three times (scores, softmax and a temporary: measured 1.96 GB for
+        0.68 GB of scores), whichever is larger; float32, for a batch of ``batch_shape`` (N, H, W, C)."""
         count, height, width = int(batch_shape[0]), int(batch_shape[1]), int(batch_shape[2])
         shapes = self.layer_shapes(height, width)
         size = {name: 4 * math.prod(d or 1 for d in shape) for name, shape in shapes.items()}
         kept = sum(size.get(name, 0) for name in names) + sum(4 * math.prod(o.shape[1:] or (1,)) for o in self._trace.outputs if None not in o.shape[1:])
-        return count * (kept + 2 * max(size.values(), default=0))
+        return count * (kept + max(2 * max(size.values(), default=0), 3 * self._attention_bytes(shapes)))
+
+    def _attention_bytes(self, shapes: dict[str, tuple]) -> int:
+        """The largest attention score tensor of one image, float32: heads x positions x positions
+        attended (a MultiHeadAttention over a whole 300 x 300 grid relates 90,000 positions to
+        90,000: 32 GB per head). Self-attention is assumed (keys as many as queries)."""
+        worst = 0
+        for info in self.table:
+            if info.type != "MultiHeadAttention" or info.name not in shapes:
+                continue
+            config = self._trace.layers[info.name].get_config()
+            positions = shapes[info.name][:-1]  # every axis of the query but batch and features
+            attended = positions
+            axes = config.get("attention_axes")
+            if axes is not None:  # numbered on the whole query: (batch, positions..., features)
+                axes = [axes] if isinstance(axes, int) else list(axes)
+                count = len(positions)
+                attended = tuple(positions[a - 1] if a > 0 else positions[a + 1] for a in axes if 0 < a <= count or -count - 1 <= a <= -2)
+            total = math.prod(d or 1 for d in positions) * math.prod(d or 1 for d in attended)
+            worst = max(worst, 4 * int(config.get("num_heads", 1)) * total)
+        return worst
 
     def check_budget(self, batch_shape: tuple, names: Sequence[str]) -> None:
         """Raise ``BudgetError`` when a forward pass would take more than ``max_bytes``."""

@@ -363,3 +363,19 @@ def test_layout_no_builder_can_build_is_refused(flat_model, tmp_path, rewrite_co
     with pytest.raises(ModelFileError) as caught:
         load_model(rewrite_config(tmp_path / "m.keras", break_it), isolate="scan")
     assert "could not rebuild the model" in assert_plain(caught.value)
+
+
+def test_attention_over_a_huge_grid_refused_before_allocation(keras):
+    """Scores worked out by hand: 2 heads x (300*300 positions)^2 x 4 bytes = 64.8 GB, three times over."""
+    inputs = keras.Input((300, 300, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c")(inputs)
+    x = keras.layers.MultiHeadAttention(2, 8, name="attend")(x, x)
+    probe = Probe(keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="gap")(x)))
+    scores = 2 * (300 * 300) ** 2 * 4
+    kept = 300 * 300 * 8 * 4 + 8 * 4  # the convolution's map (the default layer) and the output
+    assert probe.forward_bytes((1, 300, 300, 3), ["c"]) == kept + 3 * scores
+    before = _rss_mb()
+    with pytest.raises(BudgetError) as caught:
+        probe.run(np.zeros((1, 300, 300, 3), np.float32))
+    assert _rss_mb() < before + 300
+    assert f"about {(kept + 3 * scores) / 1e9:.1f} GB" in assert_plain(caught.value)
