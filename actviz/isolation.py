@@ -64,10 +64,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from . import errors
-from .errors import ActvizError, ModelCheckError, ModelFileError, ServerBusyError, UnsafeModelError
+from .errors import ActvizError, ModelCheckError, ModelFileError, ServerBusyError
 from .scan import MAX_MODEL_BYTES, FileScan, file_kind
 
 log = logging.getLogger("actviz")
@@ -92,10 +92,6 @@ class Limits:
     seconds: float
     memory_mb: int
     cpu_seconds: float
-
-    @property
-    def memory_bytes(self) -> int:
-        return int(self.memory_mb) * 1024**2
 
 
 def _setting(name: str, default: float) -> float:

@@ -22,7 +22,6 @@ closed: a file that exceeds one is refused, never read further.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -495,25 +494,6 @@ def _check_shape(config: Any) -> None:
             stack.extend((value, depth + 1) for value in node.values())
         elif isinstance(node, list):
             stack.extend((value, depth + 1) for value in node)
-
-
-def read_config(data: bytes, kind: str) -> dict:
-    """The configuration of a model file held in memory (bounded as ``parse_config``), without other checks."""
-    try:
-        if kind == "keras":
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                with archive.open("config.json") as member:
-                    return parse_config(member.read(MAX_CONFIG_BYTES + 1))
-        import h5py
-
-        with h5py.File(io.BytesIO(data), "r") as handle:
-            if "model_config" not in handle.attrs:
-                raise ModelFileError("This .h5 file holds weights only, not a model.")
-            return parse_config(handle.attrs["model_config"])
-    except ModelFileError:
-        raise
-    except (KeyError, zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError):
-        raise ModelFileError("The model file is damaged: its configuration cannot be read.") from None
 
 
 # --- the configuration's entries (imports Keras, for its layer names) -------------------

@@ -3,7 +3,6 @@ blow-up there is one plain refusal here, and nothing is left behind; the vetting
 budgets that refuse a model before its weights or feature maps take memory."""
 
 import json
-import os
 import textwrap
 import threading
 from pathlib import Path
