@@ -58,7 +58,7 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
         raise
     except UnidentifiedImageError:
         raise ImageError(
-            f"This file is not an image actviz reads. Use a {_FORMAT_WORDS} file."
+            f"This file is not an image actviz can read. Use a {_FORMAT_WORDS} file."
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(

@@ -156,7 +156,7 @@ def test_value_range_of_each_preprocessing():
 def test_only_the_named_formats_are_decoded(fmt):
     """Pillow knows these, but only JPEG, PNG, GIF, WebP, BMP and TIFF are decoded (EPS would go to Ghostscript)."""
     data = _encode(Image.fromarray(_gradient(8, 8)), fmt)
-    with pytest.raises(ImageError, match="not an image actviz reads. Use a JPEG, PNG, GIF, WebP, BMP or TIFF file"):
+    with pytest.raises(ImageError, match="not an image actviz can read. Use a JPEG, PNG, GIF, WebP, BMP or TIFF file"):
         open_image(data)
 
 
