@@ -320,9 +320,12 @@ def open_chosen(choice: ModelChoice) -> OpenModel:
 
     def load() -> OpenModel:
         source = choice.read()
-        return open_model(None if source == demo.MODEL else source, trust=trusted, name=choice.label)
+        # a visitor's file is loaded and run once in a separate process first (actviz.isolation)
+        isolate = "vet" if choice.origin == "upload" else None
+        return open_model(None if source == demo.MODEL else source, trust=trusted, name=choice.label, isolate=isolate)
 
-    with st.spinner("Opening the model ..."):
+    words = "Checking the model in a separate process, then opening it ..." if choice.origin == "upload" and not trusted else "Opening the model ..."
+    with st.spinner(words):
         return queued("Opening the model", lambda: store.get(choice.key, load))
 
 

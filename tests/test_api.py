@@ -144,8 +144,8 @@ def test_refusals_say_why(flat_model, given, error, message):
 def test_any_size_model_refuses_a_mixed_size_batch(keras):
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="c")(inputs)))
-    a, b = np.zeros((20, 30, 3), np.uint8), np.zeros((30, 20, 3), np.uint8)
-    assert actviz.activations(model, a, ["c"])["c"].shape == (1, 18, 28, 2)
+    a, b = np.zeros((40, 60, 3), np.uint8), np.zeros((60, 40, 3), np.uint8)
+    assert actviz.activations(model, a, ["c"])["c"].shape == (1, 38, 58, 2)  # its own size (over 32 pixels a side)
     with pytest.raises(ImageError, match="different sizes"):
         actviz.activations(model, [a, b])
 
