@@ -124,6 +124,7 @@ def _add_dataset(commands) -> None:
     sub.add_argument("--address", help="with --engine ray: the address of an existing Ray cluster (e.g. auto, ray://head:10001)")
     sub.add_argument("--ray-actors", type=int, help="with --engine ray: copies of the model (default: one per node)")
     sub.add_argument("--resume", action="store_true", help="continue an interrupted run into the same --out folder")
+    sub.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS", help="save the progress so far every this many seconds (default 60; it is saved on Ctrl-C too)")
     sub.add_argument("--channels", type=int, nargs="+", help="channels shown on the contact sheets (default: the most selective, or most active, of each layer)")
     sub.add_argument("--sheet-channels", type=int, default=16, help="channels per contact sheet when --channels is not given (default 16; 0 for no sheets)")
     sub.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="for a model that takes any size: the size images are resized to (default 224 224)")
@@ -172,7 +173,8 @@ def _summarize_with_progress(args: argparse.Namespace, opened, source):
         return summarize(
             opened, source, layers=layers, top_k=args.top, batch_size=args.batch_size, gradcam=args.gradcam, cam_layer=args.cam_layer,
             preprocessing=args.preprocess, image_size=tuple(args.image_size) if args.image_size else None, engine=args.engine,
-            address=args.address, actors=args.ray_actors, workers=args.workers, checkpoint=checkpoint, resume=args.resume, progress=progress,
+            address=args.address, actors=args.ray_actors, workers=args.workers, checkpoint=checkpoint, resume=args.resume,
+            checkpoint_seconds=args.checkpoint_every, progress=progress,
         )
     except KeyboardInterrupt:
         bar.close()

@@ -295,9 +295,10 @@ def summarize(
     if engine not in ENGINES:
         raise ChoiceError(f"Unknown engine '{engine}'. Choose one of: {', '.join(ENGINES)}.")
     opened = open_model(model, trust=trust, class_names=class_names)
+    names = list(class_names) if class_names else opened.class_names  # given names win over an opened model's
     source = source if isinstance(source, Source) else open_source(source, labels=labels)
     plan = make_plan(
-        opened.probe, source, class_names=opened.class_names, layers=layers, top_k=top_k, batch_size=batch_size,
+        opened.probe, source, class_names=names, layers=layers, top_k=top_k, batch_size=batch_size,
         gradcam=gradcam, cam_layer=cam_layer, preprocessing=preprocessing, image_size=image_size, mistakes=mistakes,
     )
     todo = np.arange(len(source), dtype=np.int64) if indices is None else np.unique(np.asarray(indices, np.int64))
@@ -310,7 +311,7 @@ def summarize(
         from .ray_engine import ray_partials
 
         shipped = opened.model if model is opened else model  # a file is sent as bytes, a model in memory pickled
-        stream = ray_partials(shipped, plan, source, remaining, trust=trust, address=address, class_names=opened.class_names,
+        stream = ray_partials(shipped, plan, source, remaining, trust=trust, address=address, class_names=names,
                               actors=actors, cpus_per_actor=cpus_per_actor)
     else:
         stream = local_partials(opened.probe, plan, source, remaining, workers=workers)

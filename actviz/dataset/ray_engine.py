@@ -105,7 +105,7 @@ def ray_partials(
         )
         count = actors or max(1, len([n for n in ray.nodes() if n.get("Alive")]))
         partials = pixels.map_batches(
-            SummaryWorker, batch_size=plan.batch_size, batch_format="numpy", concurrency=count, num_cpus=cpus_per_actor,
+            SummaryWorker, batch_size=plan.batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=count), num_cpus=cpus_per_actor,
             fn_constructor_kwargs={"model": model_ref, "trust": trust, "class_names": class_names, "plan": plan, "source": source_ref},
         )
         for row in partials.iter_rows():
@@ -185,5 +185,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ActvizError(f"Could not reach the Ray cluster at '{address}' ({' '.join(str(exc).split())[:200]}).") from None
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
+    context.enable_progress_bars = False  # the caller shows its own progress
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     return True

@@ -17,9 +17,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import lzma
 import os
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -187,7 +189,7 @@ class _ZipReader(_Reader):
         try:
             with archive.open(info) as member:  # never yields more than the declared size
                 data = member.read(MAX_IMAGE_BYTES + 1)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
             raise ImageError(f"The file is damaged inside the ZIP archive ({exc}).") from None
         return open_image(data)
 
