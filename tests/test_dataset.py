@@ -254,7 +254,6 @@ def test_moments_active_and_dead_match_numpy(colours, full):
     np.testing.assert_allclose(channels["mean"], response.mean(axis=0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(channels["std"], response.std(axis=0), rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(channels["active_fraction"], (conv.max(axis=(1, 2)) > 0).mean(axis=0))
-    np.testing.assert_allclose(channels["positive_share"], (conv > 0).mean(axis=(1, 2)).mean(axis=0), rtol=1e-6)
     assert channels["dead"].tolist() == [False, False, False, True]
 
 
@@ -408,7 +407,7 @@ def test_batch_summary_does_not_modify_its_inputs(rng):
     from actviz.dataset.summary import Layout
 
     layout = Layout(layers=(("a", (2, 3, 4)),), classes=("x", "y"), top_k=2, image_shape=(4, 4, 1))
-    stats = rng.random((5, 4, 4)).astype(np.float32)
+    stats = rng.random((5, 3, 4)).astype(np.float32)
     position = rng.integers(0, 6, size=(5, 4))
     probabilities = rng.random((5, 2))
     copies = [stats.copy(), position.copy(), probabilities.copy()]
@@ -425,3 +424,37 @@ def test_demo_reproduces_the_held_out_accuracy():
     summary = summarize(None, None, layers=["block3_conv2"], batch_size=100)
     assert summary.count == 1000
     assert summary.accuracy() == pytest.approx(json.loads((HERE / "metrics.json").read_text())["accuracy"], abs=1e-9)
+
+
+def test_sigmoid_dynamic_size_and_nested_models(keras, nested_model, colours, tmp_path):
+    """A single sigmoid output is two classes (p >= 0.5 is class 1); a model that takes any size
+    gets the size asked for; layers inside a nested base are summarised by their full names."""
+    from actviz.dataset.receptive import receptive_field
+    from actviz.models import open_model
+    from actviz.predictions import predicted_class
+
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(2, 3, activation="relu", name="c")(inputs)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(x))
+    any_size = keras.Model(inputs, outputs)
+    summary = summarize(any_size, colours["source"], image_size=(20, 16), top_k=3, batch_size=16, preprocessing="rescale")
+    assert summary.layout.image_shape == (20, 16, 3) and summary.layout.shape("c") == (18, 14, 2)
+    assert summary.layout.classes == ("green", "red")  # the model has no names: the folders give them, in sorted order
+    from actviz.images import fit_image
+
+    batch = np.stack([fit_image(colours["source"].read(i), (20, 16, 3)) for i in range(40)]).astype(np.float32) / 255.0
+    p = np.asarray(any_size(batch))
+    np.testing.assert_array_equal(summary.predicted, [predicted_class(row) for row in p])
+    np.testing.assert_allclose(summary.confidence, np.where(p[:, 0] >= 0.5, p[:, 0], 1 - p[:, 0]), rtol=1e-5)
+
+    probe = open_model(nested_model).probe
+    images = tmp_path / "big"
+    for i in range(6):
+        (images / "a").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(images / "a" / f"{i}.png")
+    nested = summarize(nested_model, open_source(images, labels="none"), layers=["block2_conv2"], top_k=3, batch_size=4, gradcam=True)
+    assert nested.layout.names == ["vgg_base/block2_conv2"] and nested.layout.cam_layer == "vgg_base/block2_conv2"
+    want = probe.run(np.stack([np.asarray(Image.open(images / "a" / f"{i}.png")) for i in range(6)]).astype(np.float32) / 255.0,
+                     ["block2_conv2"]).maps["vgg_base/block2_conv2"].max(axis=(1, 2))
+    np.testing.assert_allclose(nested.layers["vgg_base/block2_conv2"].top.value[0], want.max(axis=0), rtol=1e-5)
+    assert receptive_field(probe, "block2_conv2", (32, 32)).rows.size == 14  # 3, 5, pool 6, 10, 14

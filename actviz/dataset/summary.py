@@ -7,7 +7,7 @@ map of each image, reduced inside the model to four numbers and a position, see 
   in the layer's grid (ties: the smaller image index first);
 - the mean and spread across images of the channel's *response*, its spatial mean on one image
   (Chan/Welford moments); the fraction of images on which it is *active* (its maximum above
-  zero); the average share of positions above zero; its lowest and highest value anywhere;
+  zero); its lowest and highest value anywhere;
 - per true class: the moments of the response, from which come the class means and the
   channel's *selectivity* (below);
 
@@ -100,8 +100,7 @@ class LayerSummary:
     ``top``: the top-k images per channel by spatial maximum, extra ``y``, ``x`` int32 (k, C);
     ``response``: moments of the per-image spatial mean (one group); ``by_class``: the same per
     true class (K groups); ``low``, ``high``: float64 (C,) lowest and highest value anywhere;
-    ``active``: int64 (C,) images whose maximum is above zero; ``positive``: float64 (C,) sum over
-    images of the share of positions above zero.
+    ``active``: int64 (C,) images whose maximum is above zero.
     """
 
     top: Top
@@ -110,20 +109,18 @@ class LayerSummary:
     low: np.ndarray
     high: np.ndarray
     active: np.ndarray
-    positive: np.ndarray
 
     @classmethod
     def empty(cls, k: int, channels: int, classes: int) -> "LayerSummary":
         return cls(
             Top.empty(k, channels, {"y": np.int32, "x": np.int32}), Moments.empty(1, channels), Moments.empty(classes, channels),
-            np.full(channels, np.inf), np.full(channels, -np.inf), np.zeros(channels, np.int64), np.zeros(channels),
+            np.full(channels, np.inf), np.full(channels, -np.inf), np.zeros(channels, np.int64),
         )
 
     def merge(self, other: "LayerSummary") -> "LayerSummary":
         return LayerSummary(
             self.top.merge(other.top), self.response.merge(other.response), self.by_class.merge(other.by_class),
             np.minimum(self.low, other.low), np.maximum(self.high, other.high), self.active + other.active,
-            self.positive + other.positive,
         )
 
 
@@ -234,7 +231,7 @@ class Summary:
 
         ``mean``, ``std``: float64, mean and standard deviation across images of the response
         (the channel's spatial mean); ``active_fraction``: share of images whose maximum is
-        above zero; ``positive_share``: average share of positions above zero; ``dead``: bool,
+        above zero; ``dead``: bool,
         the same value everywhere on every image; ``class_mean``: float64 (K, C) mean response
         per true class (NaN for a class without images); ``selectivity``: eta squared, 0..1;
         ``separation``: float64 (K, C) one-vs-rest d' (class mean minus the others' mean, over
@@ -245,7 +242,7 @@ class Summary:
         n = max(self.count, 1)
         result = {
             "mean": part.response.mean[0], "std": part.response.std()[0],
-            "active_fraction": part.active / n, "positive_share": part.positive / n,
+            "active_fraction": part.active / n,
             "dead": (part.high == part.low) & (self.count > 0), "high": part.high, "low": part.low,
         }
         result.update(_selectivity(part.by_class))
@@ -350,8 +347,7 @@ def batch_summary(
     """The summary of one batch of n images.
 
     ``index``: int (n,) image indices; ``label``: int (n,) true class or -1; ``reductions``:
-    layer name -> (stats float32 (n, 4, C): spatial max, min, mean and share of positions above
-    zero; position of the maximum int (n, C), flat index y * w + x); ``probabilities``: float
+    layer name -> (stats float32 (n, 3, C): spatial max, min and mean; position of the maximum int (n, C), flat index y * w + x); ``probabilities``: float
     (n, K) per class; ``predicted``: int (n,) the model's answers (default: the most probable
     class); ``heatmaps``: float (n, h, w) 0..1 or None; ``pixels``: uint8 (n, H, W, C)
     as the model saw them, or None; ``skipped``: (index, path, reason) of images of this batch
@@ -417,8 +413,7 @@ def differences(a: Summary, b: Summary, *, rtol: float = 1e-5, atol: float = 1e-
                 found.append(f"{name}: top-k {key} differs in {int((x != y).sum())} places")
         for key, x, y in [("top value", part.top.value, other.top.value), ("mean", part.response.mean, other.response.mean),
                           ("m2", part.response.m2, other.response.m2), ("class mean", part.by_class.mean, other.by_class.mean),
-                          ("class m2", part.by_class.m2, other.by_class.m2), ("low", part.low, other.low), ("high", part.high, other.high),
-                          ("positive", part.positive, other.positive)]:
+                          ("class m2", part.by_class.m2, other.by_class.m2), ("low", part.low, other.low), ("high", part.high, other.high)]:
             close[f"{name}: {key}"] = (x, y)
         for key, x, y in [("active", part.active, other.active), ("class count", part.by_class.count, other.by_class.count)]:
             if not np.array_equal(x, y):
@@ -468,7 +463,7 @@ def _layer_batch(layout: Layout, name: str, reduced: tuple, index: np.ndarray, l
         top=top, response=Moments.of(response, np.zeros(len(index), np.int64), 1),
         by_class=Moments.of(response, label, len(layout.classes)),
         low=stats[:, 1, :].min(axis=0).astype(np.float64), high=stats[:, 0, :].max(axis=0).astype(np.float64),
-        active=(stats[:, 0, :] > 0).sum(axis=0).astype(np.int64), positive=stats[:, 3, :].sum(axis=0, dtype=np.float64),
+        active=(stats[:, 0, :] > 0).sum(axis=0).astype(np.int64),
     )
 
 
@@ -478,7 +473,7 @@ def _layer_arrays(prefix: str, part: LayerSummary) -> dict:
         f"{prefix}/top_y": part.top.extra["y"], f"{prefix}/top_x": part.top.extra["x"],
         f"{prefix}/count": part.response.count, f"{prefix}/mean": part.response.mean, f"{prefix}/m2": part.response.m2,
         f"{prefix}/class_count": part.by_class.count, f"{prefix}/class_mean": part.by_class.mean, f"{prefix}/class_m2": part.by_class.m2,
-        f"{prefix}/low": part.low, f"{prefix}/high": part.high, f"{prefix}/active": part.active, f"{prefix}/positive": part.positive,
+        f"{prefix}/low": part.low, f"{prefix}/high": part.high, f"{prefix}/active": part.active,
     }
 
 
@@ -487,7 +482,7 @@ def _layer_from(arrays: dict, prefix: str) -> LayerSummary:
     return LayerSummary(
         top=Top(get("top_value"), get("top_image"), {"y": get("top_y"), "x": get("top_x")}),
         response=Moments(get("count"), get("mean"), get("m2")), by_class=Moments(get("class_count"), get("class_mean"), get("class_m2")),
-        low=get("low"), high=get("high"), active=get("active"), positive=get("positive"),
+        low=get("low"), high=get("high"), active=get("active"),
     )
 
 
