@@ -370,7 +370,7 @@ def test_resume_after_an_interruption_gives_the_same_summary(colours, tmp_path):
     assert later[0] == 12 and later[-1] == 40 and len(later) == 1 + (40 - 12) // 4  # only the rest was run
     once = summarize(colours["model"], colours["source"], **kwargs)
     assert differences(resumed, once) == []
-    with pytest.raises(DatasetError, match="different the layers or settings"):
+    with pytest.raises(DatasetError, match="made with other layers or settings"):
         summarize(colours["model"], colours["source"], checkpoint=checkpoint, resume=True, **{**kwargs, "top_k": 3})
 
 

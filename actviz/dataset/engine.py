@@ -90,6 +90,8 @@ def make_plan(
         raise ChoiceError(f"The batch size must be between 1 and 1024 images (got {batch_size}).")
     infos = probe.default_layers if not layers else sorted({probe.layer(k).name: probe.layer(k) for k in layers}.values(), key=lambda i: i.index)
     image_shape = _image_shape(probe, image_size)
+    if image_shape[-1] not in (1, 3):
+        raise ChoiceError(f"The model expects images with {image_shape[-1]} colour channels; actviz feeds it greyscale (1) or colour (3) images only.")
     shapes = probe.layer_shapes(image_shape[0], image_shape[1])
     chosen = choose_preprocessing(probe, preprocessing)
     classes_out = class_count(np.zeros(_output_size(probe, image_shape)))
@@ -384,9 +386,10 @@ def load_checkpoint(path: str | os.PathLike, identity: dict) -> tuple[Summary, n
         raise DatasetError(f"The saved progress in '{path}' cannot be read ({exc}); run without --resume to start over.") from None
     changed = [key for key in identity if saved.get(key) != identity[key]]
     if changed:
-        words = {"model": "the model", "data": "the images or their labels", "layout": "the layers or settings", "preprocessing": "the preprocessing", "gradcam": "Grad-CAM"}
+        words = {"model": "another model", "data": "other images or labels", "layout": "other layers or settings",
+                 "preprocessing": "another preprocessing", "gradcam": "Grad-CAM set otherwise"}
         raise DatasetError(
-            f"The saved progress in '{Path(path).parent}' was made with different {', '.join(words.get(k, k) for k in changed)}, "
+            f"The saved progress in '{Path(path).parent}' was made with {' and '.join(words.get(k, k) for k in changed)}, "
             "so it cannot be continued. Run without --resume to start over (or use another output folder)."
         )
     return summary, covered
