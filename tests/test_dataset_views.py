@@ -147,3 +147,13 @@ def test_saved_summary_reopens_its_demo_source(demo_run):
     again = Summary.load(summary.to_bytes())
     reopened = reopen_source(again)
     assert reopened is not None and reopened.fingerprint == source.fingerprint
+
+
+def test_cache_key_follows_model_data_and_settings(demo_run):
+    from actviz.dataset import demo_digits
+    from actviz.dataset.views import cache_key
+
+    opened, source, _ = demo_run
+    key = cache_key(opened, source, top_k=9, gradcam=False)
+    assert key == cache_key(opened, demo_digits(), gradcam=False, top_k=9)
+    assert key != cache_key(opened, source, top_k=9, gradcam=True)

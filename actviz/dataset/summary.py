@@ -316,8 +316,12 @@ class Summary:
     @classmethod
     def load(cls, source) -> "Summary":
         """Read a summary written by ``save`` / ``to_bytes``: a path or the bytes."""
+        from pathlib import Path
+
         from .sources import DatasetError
 
+        if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
+            raise DatasetError(f"There is no summary file at '{source}'.")
         try:
             stored = np.load(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source, allow_pickle=False)
             with stored:

@@ -57,6 +57,16 @@ CAPTIONS = {
 }
 
 
+def cache_key(opened: Any, source: Source, **settings: Any) -> str:
+    """A key for caching a summary across sessions: the model file's digest, the data set's
+    fingerprint (paths, labels, file sizes and times) and the settings passed to ``summarize``."""
+    import hashlib
+    import json
+
+    text = json.dumps([opened.loaded.digest, source.fingerprint, sorted((k, repr(v)) for k, v in settings.items())])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def overview(summary: Summary) -> dict:
     """The headline numbers: images, skipped files, classes, accuracy, and a paragraph in words."""
     accuracy = summary.accuracy()
