@@ -195,6 +195,17 @@ class Probe:
         """The first output before its final softmax/sigmoid, in the traced graph (see ``logits``)."""
         return self._memo(("logits",), lambda: logits_tensor(self._trace))
 
+    def symbolic_producer(self, tensor: Any) -> tuple[Any, list]:
+        """The layer (or keras.ops operation) that made a traced tensor, and the traced tensors it
+        was called on; (None, []) for the graph's input. For walking the graph backwards (e.g. to
+        work out a receptive field)."""
+        import keras
+
+        layer, args = self._trace.producers.get(id(tensor), (None, ()))
+        if layer is None:
+            return None, []
+        return layer, [t for t in keras.tree.flatten(args) if isinstance(t, keras.KerasTensor)]
+
     def cached_model(self, key: tuple, build: Callable[[], Any]) -> Any:
         """A view built once by ``build()`` (e.g. a keras.Model on the symbolic tensors above) and
         kept in this probe's bounded cache under ``key`` (thread-safe)."""

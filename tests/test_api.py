@@ -2,7 +2,6 @@
 checked against plain Keras on the same model."""
 
 import io
-import warnings
 
 import numpy as np
 import pytest

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from actviz.compare import compare_maps
-from actviz.errors import Cancelled, ChannelNotFoundError, LayerNotFoundError
+from actviz.errors import Cancelled, ChannelNotFoundError
 from actviz.figures import tile_images
 from actviz.filters import filter_patterns, find_patterns, first_layer_kernels
 from actviz.probe import Probe
