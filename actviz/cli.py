@@ -1,5 +1,5 @@
 """The command line: ``actviz`` or ``python -m actviz`` followed by a command (``layers``,
-``export``, ``gradcam``, ``filters``, ``compare``).
+``export``, ``gradcam``, ``filters``, ``compare``, ``dataset``).
 
 A thin front end over the package. Every mistake a user can make ends with
 exit status 2 and one line on stderr starting with ``error:``; anything else
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import ActvizError
-from .text import file_name, terminal_text
+from .text import file_name, shorten, terminal_text
 
 EXIT_USAGE = 2
 log = logging.getLogger("actviz")
@@ -117,11 +117,16 @@ def _add_explain(commands) -> None:
 
 
 def _add_filters(commands) -> None:
-    sub = commands.add_parser("filters", help="images that excite chosen filters most (gradient ascent), and the first layer's kernels")
+    sub = commands.add_parser("filters", help="images that excite chosen filters (or classes) most, and the first layer's kernels")
     _model_options(sub)
-    sub.add_argument("--layer", required=True, help="a convolution layer")
-    sub.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3], help="channel numbers (default 0 1 2 3)")
-    sub.add_argument("--steps", type=int, default=30, help="gradient ascent steps (default 30)")
+    sub.add_argument("--layer", help="a layer with an image-like output (not needed with --objective class)")
+    sub.add_argument("--channels", type=int, nargs="+", default=[0, 1, 2, 3], help="channel numbers, or class numbers with --objective class (default 0 1 2 3)")
+    sub.add_argument("--method", choices=("robust", "plain"), default="robust",
+                     help="robust (default): smooth patterns that survive small shifts, turns and zooms, easy to read; plain: pixel-by-pixel gradient ascent")
+    sub.add_argument("--objective", choices=("channel", "neuron", "class"), default="channel",
+                     help="what to excite: a channel's mean over the picture (default), its value at the centre, or a class's score")
+    sub.add_argument("--steps", type=int, help="optimisation steps (default 128 robust, 30 plain)")
+    sub.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same patterns (default 0)")
     _preprocess_option(sub)
     _out_option(sub)
 
@@ -135,6 +140,143 @@ def _add_compare(commands) -> None:
     sub.add_argument("--per-row", type=int, default=16)
     sub.add_argument("--cmap", default="viridis")
     _preprocess_option(sub)
+
+
+def _add_dataset(commands) -> None:
+    sub = commands.add_parser(
+        "dataset", help="one pass over a data set: the images that excite each channel most, channels that tell the classes apart, mean heat maps, mistakes",
+    )
+    _model_options(sub)
+    sub.add_argument("--images", help="a folder of images (one subfolder per class), a .csv list (path[,label]) or a .zip of a folder; default: the bundled demo digits")
+    sub.add_argument("--out", help="folder to write into (created if needed)")
+    sub.add_argument("--labels", choices=["folders", "none"], default="folders", help="class labels from subfolder names (default) or none")
+    sub.add_argument("--top", type=int, default=9, help="images kept per channel (default 9)")
+    sub.add_argument("--layers", nargs="+", help="layer names or numbers (default: convolution and pooling layers); 'all' for every layer with an image-like output")
+    sub.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    sub.add_argument("--gradcam", action="store_true", help="also the mean Grad-CAM heat map per class and per kind of answer (costs a backward pass)")
+    sub.add_argument("--cam-layer", help="convolution layer for the heat maps (default: the last one)")
+    sub.add_argument("--engine", choices=["local", "ray"], default="local", help="run here (default) or on Ray")
+    sub.add_argument("--address", help="with --engine ray: the address of an existing Ray cluster (e.g. auto, ray://head:10001)")
+    sub.add_argument("--ray-actors", type=int, help="with --engine ray: copies of the model (default: one per node)")
+    sub.add_argument("--resume", action="store_true", help="continue an interrupted run into the same --out folder")
+    sub.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS", help="save the progress so far every this many seconds (default 60; it is saved on Ctrl-C too)")
+    sub.add_argument("--channels", type=int, nargs="+", help="channels shown on the contact sheets (default: the most selective, or most active, of each layer)")
+    sub.add_argument("--sheet-channels", type=int, default=16, help="channels per contact sheet when --channels is not given (default 16; 0 for no sheets)")
+    sub.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="for a model that takes any size: the size images are resized to (default 224 224)")
+    sub.add_argument("--workers", type=int, help="threads decoding images (default: up to 4)")
+    sub.add_argument("--summary", help="a summary.npz written before: show it (and with --out, write its tables again) without running the model over the images")
+    _preprocess_option(sub)
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from .dataset.sources import open_source
+
+    if args.summary:
+        return _reopen_summary(args)
+    if not args.out:
+        raise ActvizError("--out is required: the folder to write the results into.")
+    if args.sheet_channels < 0:
+        raise ActvizError(f"--sheet-channels must be 0 or more (got {args.sheet_channels}).")
+    source = open_source(None if args.images in (None, "demo") else args.images, labels=args.labels)  # checked before any work
+    opened = _open(args)
+    summary = _summarize_with_progress(args, opened, source)
+    sheets = _dataset_sheets(args, summary, source, opened.probe)
+    _write_dataset(args.out, summary, sheets)
+    _dataset_checkpoint(args.out).unlink(missing_ok=True)
+    _say_dataset(summary, args.out)
+    return 0
+
+
+def _summarize_with_progress(args: argparse.Namespace, opened, source):
+    from tqdm import tqdm
+
+    from .dataset.engine import summarize
+
+    checkpoint = _dataset_checkpoint(args.out)
+    if checkpoint.exists() and not args.resume:
+        _say(f"note: the progress of an earlier, unfinished run in {args.out} is not used (add --resume to continue it)")
+    elif args.resume and not checkpoint.exists():
+        _say(f"note: there is no unfinished run in {args.out} to resume; starting from the beginning")
+    layers = None if not args.layers else ([info.name for info in opened.probe.spatial_layers] if args.layers == ["all"] else args.layers)
+    bar = tqdm(total=len(source), unit="image", desc="images", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        return summarize(
+            opened, source, layers=layers, top_k=args.top, batch_size=args.batch_size, gradcam=args.gradcam, cam_layer=args.cam_layer,
+            preprocessing=args.preprocess, image_size=tuple(args.image_size) if args.image_size else None, engine=args.engine,
+            address=args.address, actors=args.ray_actors, workers=args.workers, checkpoint=checkpoint, resume=args.resume,
+            checkpoint_seconds=args.checkpoint_every, progress=progress,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        if checkpoint.exists():
+            _say_error(f"progress saved in {args.out}: run the same command with --resume to continue")
+        raise
+    finally:
+        bar.close()
+
+
+def _dataset_sheets(args: argparse.Namespace, summary, source, probe) -> dict:
+    from .dataset.report import build_sheets
+
+    if not args.channels and args.sheet_channels == 0:
+        return {}
+    print("drawing the contact sheets ...", file=sys.stderr, flush=True)
+    return build_sheets(summary, source, probe, channels=args.channels, count=args.sheet_channels)
+
+
+def _write_dataset(folder: str, summary, sheets: dict) -> None:
+    from .dataset.report import output_files
+    from .export import OutputFolder
+
+    with OutputFolder(folder) as out:
+        for name, data in output_files(summary, sheets=sheets).items():
+            out.write(name, data)
+
+
+def _dataset_checkpoint(folder: str) -> Path:
+    """Where an unfinished run keeps its progress: a hidden file inside the output folder."""
+    return Path(folder) / ".actviz-dataset-progress.npz"
+
+
+def _say_dataset(summary, folder: str | None) -> None:
+    from .dataset.views import channel_ranking, overview
+
+    facts = overview(summary)
+    _say(facts["data"])
+    for note in facts["notes"]:
+        _say(f"note: {note}")
+    _say(facts["text"])
+    last = summary.layout.names[-1]
+    if summary.labelled:
+        best = [row for row in channel_ranking(summary, last, limit=5) if row["selectivity"] is not None]
+        if best:
+            listed = ", ".join(f"{row['channel']} ({row['selectivity']:.2f}, most for {row['selective_for']})" for row in best)
+            _say(f"channels of {last} that tell the classes apart best (selectivity): {listed}")
+    if folder:
+        _say(f"summary, tables{', heat maps' if summary.layout.cam_layer else ''} and contact sheets written to {folder}")
+
+
+def _reopen_summary(args: argparse.Namespace) -> int:
+    from .dataset.summary import Summary
+    from .dataset.views import reopen_source
+
+    summary = Summary.load(args.summary)
+    sheets = {}
+    if args.out:
+        source = reopen_source(summary) if args.sheet_channels or args.channels else None
+        opened = _open(args) if source is not None else None
+        if opened is not None and opened.loaded.digest != summary.meta.get("model_digest"):
+            _say("note: --model is not the model this summary was made with, so no contact sheets are drawn")
+        elif source is not None:
+            sheets = _dataset_sheets(args, summary, source, opened.probe)
+        _write_dataset(args.out, summary, sheets)
+    _say_dataset(summary, args.out)
+    return 0
 
 
 def build_parser(prog: str = "actviz") -> argparse.ArgumentParser:
@@ -220,7 +362,7 @@ def _open(args: argparse.Namespace):
 def run_layers(args: argparse.Namespace) -> int:
     opened = _open(args)
     probe = opened.probe
-    names = {info.index: terminal_text("  " * info.depth + info.name) for info in probe.table}
+    names = {info.index: shorten(terminal_text("  " * info.depth + info.name)) for info in probe.table}
     width = max(12, *(len(name) for name in names.values()))
     types = max(12, *(len(info.type) for info in probe.table))
     _say(f"model: {opened.name}  input: {_shape(probe.input_shape)}")
@@ -236,7 +378,6 @@ def run_layers(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from .export import OutputFolder, export_bundle
     from .images import open_image
-    from .predictions import class_probabilities
     from .preprocessing import choose_preprocessing, prepare
 
     if args.per_row < 1:
@@ -258,8 +399,7 @@ def run_export(args: argparse.Namespace) -> int:
             files, prediction = export_bundle(probe, batch, names, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, npz=args.npz, gap=args.gap)
             for name, data in files.items():
                 out.write(f"{folder}/{name}" if folder else name, data)
-            best, probability = class_probabilities(prediction, opened.class_names)[0]
-            lines.append(f"{path.name}: predicted {best} ({probability:.1%}); {len(names)} grids written to {Path(args.out) / folder}")
+            lines.append(f"{path.name}: {_answer(prediction, opened.class_names)}; {len(names)} grids written to {Path(args.out) / folder}")
     for line in lines:
         _say(line)
     return 0
@@ -273,7 +413,7 @@ def run_gradcam(args: argparse.Namespace) -> int:
     from .export import OutputFolder
     from .figures import overlay
     from .images import open_image
-    from .predictions import class_labels, class_probabilities
+    from .predictions import class_labels
     from .preprocessing import choose_preprocessing, prepare
 
     if not 0.0 <= args.opacity <= 1.0:
@@ -297,38 +437,45 @@ def run_gradcam(args: argparse.Namespace) -> int:
         out.write("channels.csv", table.getvalue().encode())
     index = int(cam.class_index[0])
     label = class_labels(index + 1, opened.class_names)[index]
-    best = class_probabilities(cam.predictions[0], opened.class_names)[0]
     _say(chosen.note)
-    _say(f"{Path(args.image).name}: predicted {best[0]} ({best[1]:.1%}); map for {label} ({cam.probability[0]:.1%}) "
-         f"at layer {cam.layer}, written to {args.out}")
+    _say(f"{Path(args.image).name}: {_answer(cam.predictions[0], opened.class_names)}; map for {label} at layer {cam.layer}, "
+         f"written to {args.out}")
     return 0
 
 
 def run_filters(args: argparse.Namespace) -> int:
     from .export import OutputFolder
     from .figures import picture_png, tile_images
-    from .filters import filter_patterns, first_layer_kernels
-    from .preprocessing import choose_preprocessing, value_range
+    from .filters import find_patterns, first_layer_kernels
+    from .preprocessing import choose_preprocessing
 
-    if not 1 <= args.steps <= 1000:
+    if args.steps is not None and not 1 <= args.steps <= 1000:
         raise ActvizError(f"--steps must be between 1 and 1000 (got {args.steps}).")
+    if args.objective != "class" and not args.layer:
+        raise ActvizError("filters needs --layer (the layer whose channels to show), unless --objective class.")
     opened = _open(args)
     probe = opened.probe
-    info = probe.table.resolve(args.layer, among=probe.table.convolutions)
+    layer = None if args.objective == "class" else probe.layer(args.layer).name
 
     def report(step: int, steps: int) -> None:
         print(f"\rstep {step} of {steps}", end="", file=sys.stderr, flush=True)
 
     chosen = choose_preprocessing(probe, args.preprocess)
-    start_range = value_range(chosen.method, probe.input_shape[-1])
-    patterns = filter_patterns(probe, info.name, args.channels, steps=args.steps, value_range=start_range, progress=report)
+    patterns = find_patterns(
+        probe, layer, args.channels, method=args.method, objective=args.objective, steps=args.steps, seed=args.seed,
+        preprocessing=chosen.method, class_names=opened.class_names, progress=report,
+    )
     print(file=sys.stderr)
     first, kernels = first_layer_kernels(probe)
+    stem = "classes" if layer is None else file_name(layer)
     with OutputFolder(args.out) as out:
-        zoom = max(1, 128 // patterns.shape[1])
-        out.write(f"patterns_{file_name(info.name)}.png", picture_png(tile_images(patterns, per_row=min(8, len(patterns)), gap=4, zoom=zoom)))
+        zoom = max(1, 128 // patterns.images.shape[1])
+        out.write(f"patterns_{stem}.png", picture_png(tile_images(patterns.images, per_row=min(8, len(patterns)), gap=4, zoom=zoom)))
         out.write(f"kernels_{file_name(first)}.png", picture_png(tile_images(kernels, per_row=16, gap=2, zoom=max(1, 32 // kernels.shape[1]))))
-    _say(f"patterns of channels {' '.join(map(str, args.channels))} of {info.name} and the kernels of {first} written to {args.out}")
+    _say(f"{args.method} patterns ({patterns.steps} steps, {patterns.seconds:.1f} s), left to right:")
+    for line in patterns.captions():
+        _say("  " + line)
+    _say(f"patterns and the kernels of {first} written to {args.out}")
     return 0
 
 
@@ -338,7 +485,6 @@ def run_compare(args: argparse.Namespace) -> int:
     from .compare import compare_maps
     from .export import OutputFolder
     from .images import open_image
-    from .predictions import class_probabilities
     from .preprocessing import choose_preprocessing, prepare
     from .render import png_bytes
 
@@ -366,8 +512,7 @@ def run_compare(args: argparse.Namespace) -> int:
         out.write(f"{stem}_difference.png", png_bytes(comparison.difference))
         out.write("channels.csv", table.getvalue().encode())
     for path, prediction in zip(args.image, predictions):
-        best, chance = class_probabilities(prediction, opened.class_names)[0]
-        _say(f"{Path(path).name}: predicted {best} ({chance:.1%})")
+        _say(f"{Path(path).name}: {_answer(prediction, opened.class_names)}")
     _say(f"{info.name}: both grids on one scale, their difference and the channel ranking written to {args.out}")
     return 0
 
@@ -452,10 +597,22 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "filters": (_add_filters, run_filters),
     "compare": (_add_compare, run_compare),
     "explain": (_add_explain, run_explain),
+    "dataset": (_add_dataset, run_dataset),
 }
 
 
 # --- small helpers -----------------------------------------------------------------------
+
+
+def _answer(prediction, class_names) -> str:
+    """The model's answer for one image in words: the class and how sure, or the raw outputs."""
+    from .predictions import class_probabilities, is_probability
+
+    if not is_probability(prediction):
+        values = ", ".join(f"{v:.4g}" for v in prediction.ravel()[:10])
+        return f"outputs {values} (not probabilities)"
+    best, chance = class_probabilities(prediction, class_names)[0]
+    return f"predicted {best} ({chance:.1%})"
 
 
 def _same_size(probe) -> bool:

@@ -62,3 +62,8 @@ def _centred(delta: np.ndarray):
         mean=np.zeros(channels), std=np.full(channels, reach / 2),
         low=np.full(channels, -reach), high=np.full(channels, reach),  # never "flat": zero stays white
     )
+
+
+def shared_range(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """One colour scale for two arrays: (lowest, highest) value over both."""
+    return float(min(np.min(a), np.min(b))), float(max(np.max(a), np.max(b)))

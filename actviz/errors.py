@@ -48,3 +48,12 @@ class BudgetError(ActvizError):
 
 class Cancelled(ActvizError):
     """A long computation was stopped by the person who started it (or by a newer choice)."""
+
+
+class ModelCheckError(UnsafeModelError):
+    """Checking an untrusted model file in a separate process broke a limit: it crashed that
+    process, ran past the time allowed, or needed more memory than allowed. The file is refused."""
+
+
+class ServerBusyError(BudgetError):
+    """Every slot for checking model files is taken by other work; try again shortly."""

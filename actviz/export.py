@@ -90,6 +90,8 @@ class OutputFolder:
         if ".." in Path(name).parts or Path(name).is_absolute():
             raise ActvizError(f"Refused to write '{name}': it is outside the folder '{self.folder}'.")
         self._mkdir(target.parent)
+        if target.is_dir():
+            raise ActvizError(f"Cannot write '{target}': a folder of that name is in the way.")
         partial = target.with_name(f".{target.name}.actviz-partial")
         try:
             partial.write_bytes(data)
@@ -100,19 +102,33 @@ class OutputFolder:
         return target
 
     def commit(self) -> list[Path]:
-        """Rename every written file into place; on failure, undo and raise ``ActvizError``."""
-        done: list[Path] = []
+        """Move every written file into place; on failure, undo all of it and raise ``ActvizError``.
+
+        A file of the same name already there is set aside first and put back
+        if anything fails, so a failed export loses nothing.
+        """
+        placed: list[tuple[Path, Path | None]] = []
         try:
             for partial, target in self._pending:
+                backup = None
+                if target.exists() or target.is_symlink():
+                    backup = target.with_name(f".{target.name}.actviz-previous")
+                    os.replace(target, backup)
+                placed.append((target, backup))
                 os.replace(partial, target)
-                done.append(target)
         except OSError as exc:
-            for target in done:
-                target.unlink(missing_ok=True)
+            for target, backup in reversed(placed):
+                if target.is_file() and not target.is_symlink():
+                    target.unlink(missing_ok=True)
+                if backup is not None:
+                    os.replace(backup, target)
             self.rollback()
-            raise ActvizError(f"Could not write into '{self.folder}': {exc.strerror or exc}. Nothing was left half-written.") from None
+            raise ActvizError(f"Could not write into '{self.folder}': {exc.strerror or exc}. Nothing was changed.") from None
+        for _, backup in placed:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
         self._pending = []
-        return done
+        return [target for target, _ in placed]
 
     def rollback(self) -> None:
         """Remove every partial file and every folder this export made."""

@@ -1,14 +1,18 @@
-"""Read any image Pillow understands and turn it into what a model expects.
+"""Read an image file and turn it into what a model expects.
 
 ``open_image`` reads bytes or a path into an upright, fully decoded Pillow
 image, refusing broken files and decompression bombs before they are decoded.
-``fit_image`` resizes and converts colour to the model's input (scaling the
-pixel values is ``preprocessing``).
+Only the formats in ``FORMATS`` are decoded (never EPS, which Pillow hands to
+Ghostscript, nor any other format Pillow happens to know). ``fit_image``
+resizes and converts colour to the model's input (scaling the pixel values is
+``preprocessing``); a model that takes any size gets at least
+``MIN_DYNAMIC_SIDE`` and at most ``MAX_DYNAMIC_SIDE`` pixels a side.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 from typing import Union
@@ -24,8 +28,13 @@ ImageSource = Union[bytes, str, Path]
 MAX_PIXELS = 50_000_000
 #: For a model that accepts any input size, the image's longest side is capped at this.
 MAX_DYNAMIC_SIDE = 512
+#: For a model that accepts any input size, a smaller image's shortest side is enlarged to this.
+MIN_DYNAMIC_SIDE = 32
 #: Largest ratio between the long and the short side of an image.
 MAX_ASPECT = 50
+#: The image formats decoded (Pillow's names; MPO, the multi-picture JPEG of phones, is read as JPEG).
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+_FORMAT_WORDS = "JPEG, PNG, GIF, WebP, BMP or TIFF"
 
 def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file, upright, first frame only, as RGB or L.
@@ -40,7 +49,7 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
             _check_size(img.size, max_pixels)
             img.seek(0)  # animated GIF / WebP / multi-page TIFF: the first frame
             img.load()
@@ -49,14 +58,14 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
         raise
     except UnidentifiedImageError:
         raise ImageError(
-            "This file is not an image actviz can read. Use a JPEG, PNG, GIF, WebP, BMP or TIFF file."
+            f"This file is not an image actviz can read. Use a {_FORMAT_WORDS} file."
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"The image is too large to open safely (more than {max_pixels:,} pixels)."
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"The image file is damaged or incomplete and cannot be decoded ({exc}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, struct.error, MemoryError) as exc:
+        raise ImageError(f"The image file is damaged or incomplete and cannot be decoded ({_short(exc)}).") from None
     return _to_rgb_or_l(img)
 
 
@@ -107,23 +116,29 @@ def _to_rgb_or_l(img: Image.Image) -> Image.Image:
 
 
 def target_size(
-    image_size: tuple[int, int], input_hw: tuple[int | None, int | None], *, max_side: int = MAX_DYNAMIC_SIDE
+    image_size: tuple[int, int], input_hw: tuple[int | None, int | None], *,
+    max_side: int = MAX_DYNAMIC_SIDE, min_side: int = MIN_DYNAMIC_SIDE,
 ) -> tuple[int, int]:
-    """The (height, width) an image is resized to for a model input of ``input_hw``.
+    """The (height, width) an image of ``image_size`` (width, height) is resized to for a model input of ``input_hw``.
 
     Fixed dimensions are kept; a dynamic (None) dimension follows the image's
-    own aspect ratio, with the longest side capped at ``max_side``.
+    own aspect ratio. When both are dynamic the longest side is capped at
+    ``max_side`` and a smaller image is enlarged until its shortest side is
+    ``min_side`` (a 7 x 7 image becomes 32 x 32; a 1 x 50 strip 32 x 512), so
+    that a fully convolutional model never gets an image smaller than its kernels.
     """
     width, height = image_size
     want_h, want_w = input_hw
     if want_h and want_w:
         return int(want_h), int(want_w)
     if want_h:
-        return int(want_h), max(1, round(width * want_h / height))
+        return int(want_h), max(min_side, round(width * want_h / height))
     if want_w:
-        return max(1, round(height * want_w / width)), int(want_w)
+        return max(min_side, round(height * want_w / width)), int(want_w)
     scale = min(1.0, max_side / max(width, height))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    if min(width, height) * scale < min_side:
+        scale = min_side / min(width, height)
+    return min(max_side, max(min_side, round(height * scale))), min(max_side, max(min_side, round(width * scale)))
 
 
 def fit_image(img: Image.Image, input_shape: tuple, *, max_side: int = MAX_DYNAMIC_SIDE) -> np.ndarray:
@@ -139,8 +154,18 @@ def fit_image(img: Image.Image, input_shape: tuple, *, max_side: int = MAX_DYNAM
         )
     mode = "L" if channels == 1 else "RGB"
     out_h, out_w = target_size(img.size, (height, width), max_side=max_side)
+    if out_h * out_w > MAX_PIXELS:
+        raise ImageError(
+            f"The model expects images of {out_h:,} x {out_w:,} pixels, more than actviz feeds a model "
+            f"({MAX_PIXELS:,} pixels at most); such a model cannot be shown here."
+        )
     fitted = img.convert(mode)
     if fitted.size != (out_w, out_h):
         fitted = fitted.resize((out_w, out_h), Image.Resampling.BILINEAR)
     pixels = np.asarray(fitted, dtype=np.uint8)
     return pixels.reshape(out_h, out_w, channels)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] + ("..." if len(text) > 160 else "")

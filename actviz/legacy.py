@@ -178,13 +178,12 @@ def _assign_weights(model: Any, weights_group: Any) -> None:
                 )
                 if key not in stored:
                     raise ModelFileError(f"The file has no stored value for '{leaf.name}/{variable.name}'.")
-                value = np.asarray(stored[key])
-                if tuple(value.shape) != tuple(variable.shape):
+                if tuple(stored[key].shape) != tuple(variable.shape):  # checked before reading: a wrong one may be huge
                     raise ModelFileError(
-                        f"The stored weight '{leaf.name}/{variable.name}' has shape {value.shape}, "
+                        f"The stored weight '{leaf.name}/{variable.name}' has shape {stored[key].shape}, "
                         f"but the layer expects {tuple(variable.shape)}."
                     )
-                values.append(value)
+                values.append(np.asarray(stored[key]))
             if values:
                 leaf.set_weights(values)
 

@@ -43,7 +43,7 @@ class OpenModel:
 
 def open_model(
     source: ModelLike = None, *, trust: bool = False, name: str | None = None,
-    class_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None, isolate: str | None = None,
 ) -> OpenModel:
     """Open a model to look inside.
 
@@ -51,6 +51,8 @@ def open_model(
     loaded in safe mode unless ``trust``), a ``keras.Model`` in memory, an
     ``OpenModel`` (returned as it is), or None for the bundled demo.
     ``class_names``: names of the model's outputs, in order (the demo knows its own).
+    ``isolate``: how a file is checked in a child process before it is loaded
+    ("scan" or "vet"; default: "vet" for bytes, "scan" for a path; see ``loading``).
 
     >>> opened = open_model()          # the bundled demo     # doctest: +SKIP
     >>> opened.probe.default_layers[0].name                   # doctest: +SKIP
@@ -59,13 +61,14 @@ def open_model(
     if isinstance(source, OpenModel):
         return source
     if source is None or (isinstance(source, (str, Path)) and Path(source) == demo.MODEL):
-        loaded = load_model(demo.MODEL, trust=trust, name=name or demo.NAME)
+        loaded = load_model(demo.MODEL, trust=trust, name=name or demo.NAME, isolate=isolate)
         return OpenModel(loaded, probe_for(loaded.model), list(class_names or demo.class_names()), list(loaded.notes))
     if _is_keras_model(source):
         loaded = LoadedModel(model=source, name=name or source.name, digest=f"memory:{id(source):x}")
         return OpenModel(loaded, probe_for(source), list(class_names) if class_names else None)
-    loaded = load_model(source, trust=trust, name=name)
-    return OpenModel(loaded, probe_for(loaded.model), list(class_names) if class_names else None, list(loaded.notes))
+    loaded = load_model(source, trust=trust, name=name, isolate=isolate)
+    notes = list(loaded.notes) + ([loaded.vetting.summary()] if getattr(loaded, "vetting", None) else [])
+    return OpenModel(loaded, probe_for(loaded.model), list(class_names) if class_names else None, notes)
 
 
 def probe_for(model: Any) -> Probe:

@@ -46,7 +46,11 @@ def class_labels(count: int, class_names: Sequence[str] | None = None) -> list[s
 
 
 def class_probabilities(prediction: np.ndarray, class_names: Sequence[str] | None = None) -> list[tuple[str, float]]:
-    """Name and probability of each class for one image, highest first."""
+    """Name and probability of each class for one image, highest first.
+
+    >>> class_probabilities(np.array([0.8]), ["normal", "pneumonia"])   # one sigmoid output: two classes
+    [('pneumonia', 0.8), ('normal', 0.19999999999999996)]
+    """
     values = per_class(prediction)
     labels = class_labels(values.size, class_names)
     order = np.argsort(-values, kind="stable")
@@ -54,7 +58,12 @@ def class_probabilities(prediction: np.ndarray, class_names: Sequence[str] | Non
 
 
 def check_class(index: int, count: int) -> int:
-    """``index`` as an int if the model has such a class; ``ClassNotFoundError`` otherwise."""
+    """``index`` as an int if the model has such a class; ``ClassNotFoundError`` otherwise.
+
+    >>> check_class(3, 2)
+    Traceback (most recent call last):
+    actviz.errors.ClassNotFoundError: Class 3 does not exist: the model has 2 classes, numbered 0 to 1.
+    """
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= int(index) < count:
         raise ClassNotFoundError(f"Class {index} does not exist: the model has {count} classes, numbered 0 to {count - 1}.")
     return int(index)

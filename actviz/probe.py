@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import ActvizError, BudgetError, LayerNotFoundError, NothingToShowError
+from .errors import ActvizError, BudgetError, ImageError, LayerNotFoundError, NothingToShowError
 from .layers import LayerInfo, LayerTable
 from .logits import logits_tensor, output_activation
 from .tracing import trace
@@ -219,6 +219,17 @@ class Probe:
         """The first output before its final softmax/sigmoid, in the traced graph (see ``logits``)."""
         return self._memo(("logits",), lambda: logits_tensor(self._trace))
 
+    def symbolic_producer(self, tensor: Any) -> tuple[Any, list]:
+        """The layer (or keras.ops operation) that made a traced tensor, and the traced tensors it
+        was called on; (None, []) for the graph's input. For walking the graph backwards (e.g. to
+        work out a receptive field)."""
+        import keras
+
+        layer, args = self._trace.producers.get(id(tensor), (None, ()))
+        if layer is None:
+            return None, []
+        return layer, [t for t in keras.tree.flatten(args) if isinstance(t, keras.KerasTensor)]
+
     def cached_model(self, key: tuple, build: Callable[[], Any]) -> Any:
         """A view built once by ``build()`` (e.g. a keras.Model on the symbolic tensors above) and
         kept in this probe's bounded cache under ``key`` (thread-safe)."""
@@ -255,6 +266,14 @@ class Probe:
             return self._shapes[key]
 
     def _symbolic_shapes(self, height: int, width: int) -> dict[str, tuple]:
+        shapes = self._try_shapes(height, width)
+        if shapes is None:  # the model cannot take this size (e.g. smaller than its kernels)
+            raise ImageError(self._too_small(height, width))
+        return shapes
+
+    def _try_shapes(self, height: int, width: int) -> dict[str, tuple] | None:
+        """Each layer's output shape for one image of ``height`` x ``width``, or None when some
+        layer cannot take it (worked out symbolically: no computation, no memory)."""
         import keras
 
         names = [info.name for info in self.table if not info.container and hasattr(self._trace.tensors[info.name], "shape")]
@@ -262,23 +281,62 @@ class Probe:
         spec = keras.KerasTensor((1, height, width, self.input_shape[2]))
         try:
             outputs = everything.compute_output_spec(spec)
-        except Exception as exc:  # the model cannot take this size (e.g. smaller than its kernels)
-            raise ActvizError(
-                f"The model cannot take an image of {height} x {width} pixels ({' '.join(str(exc).split())[:200]}). "
-                "Use a larger image."
-            ) from None
+        except Exception:  # noqa: BLE001 -- Keras raises ValueError and others for a size its layers cannot take
+            return None
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return {name: tuple(out.shape[1:]) for name, out in zip(names, outputs)}
+        shapes = {name: tuple(out.shape[1:]) for name, out in zip(names, outputs)}
+        if any(d is not None and d <= 0 for shape in shapes.values() for d in shape):
+            return None
+        return shapes
+
+    def _too_small(self, height: int, width: int) -> str:
+        """Plain words for an image the model's layers shrink to nothing, with the smallest square size that works."""
+        def fits(side: int) -> bool:
+            return self._try_shapes(max(side, height), max(side, width)) is not None
+
+        low, high = max(height, width), max(height, width, 2)
+        while high <= 8192 and not fits(high):
+            low, high = high, high * 2
+        if high > 8192:
+            return f"The model cannot take an image of {height} x {width} pixels: its layers shrink it to nothing. Use a larger image."
+        while high - low > 1:  # smallest side that fits, between the last failing and the first fitting one
+            middle = (low + high) // 2
+            low, high = (low, middle) if fits(middle) else (middle, high)
+        return (
+            f"The model cannot take an image of {height} x {width} pixels: its layers shrink it to nothing. "
+            f"This model needs images of at least {high} x {high} pixels; use a larger image."
+        )
 
     def forward_bytes(self, batch_shape: tuple, names: Sequence[str]) -> int:
         """Memory of one forward pass in bytes: the feature maps kept plus the largest layer
-        output twice (its input and output live at the same time), float32, for a batch of
-        ``batch_shape`` (N, H, W, C)."""
+        output twice (its input and output live at the same time), or an attention layer's
+        score tensor three times (scores, softmax and a temporary: measured 1.96 GB for
+        0.68 GB of scores), whichever is larger; float32, for a batch of ``batch_shape`` (N, H, W, C)."""
         count, height, width = int(batch_shape[0]), int(batch_shape[1]), int(batch_shape[2])
         shapes = self.layer_shapes(height, width)
         size = {name: 4 * math.prod(d or 1 for d in shape) for name, shape in shapes.items()}
         kept = sum(size.get(name, 0) for name in names) + sum(4 * math.prod(o.shape[1:] or (1,)) for o in self._trace.outputs if None not in o.shape[1:])
-        return count * (kept + 2 * max(size.values(), default=0))
+        return count * (kept + max(2 * max(size.values(), default=0), 3 * self._attention_bytes(shapes)))
+
+    def _attention_bytes(self, shapes: dict[str, tuple]) -> int:
+        """The largest attention score tensor of one image, float32: heads x positions x positions
+        attended (a MultiHeadAttention over a whole 300 x 300 grid relates 90,000 positions to
+        90,000: 32 GB per head). Self-attention is assumed (keys as many as queries)."""
+        worst = 0
+        for info in self.table:
+            if info.type != "MultiHeadAttention" or info.name not in shapes:
+                continue
+            config = self._trace.layers[info.name].get_config()
+            positions = shapes[info.name][:-1]  # every axis of the query but batch and features
+            attended = positions
+            axes = config.get("attention_axes")
+            if axes is not None:  # numbered on the whole query: (batch, positions..., features)
+                axes = [axes] if isinstance(axes, int) else list(axes)
+                count = len(positions)
+                attended = tuple(positions[a - 1] if a > 0 else positions[a + 1] for a in axes if 0 < a <= count or -count - 1 <= a <= -2)
+            total = math.prod(d or 1 for d in positions) * math.prod(d or 1 for d in attended)
+            worst = max(worst, 4 * int(config.get("num_heads", 1)) * total)
+        return worst
 
     def check_budget(self, batch_shape: tuple, names: Sequence[str]) -> None:
         """Raise ``BudgetError`` when a forward pass would take more than ``max_bytes``."""

@@ -49,6 +49,10 @@ class FeatureGrid:
         """The grid as uint8 (H, W, 3) RGB, ready for ``st.image`` or matplotlib."""
         return self.palette[self.index]
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows a grid as its picture."""
+        return png_bytes(self)
+
     def cell(self, channel: int) -> tuple[int, int]:
         """Top-left (y, x) pixel of a channel's tile in the grid."""
         row, col = divmod(channel, self.cols)
@@ -66,6 +70,10 @@ def channel_levels(
     Constant channels come out as 0. ``moments`` may be passed if already computed;
     ``shrink_by`` > 1 block-averages the map first, keeping the full map's contrast
     (then the output is (H // s, W // s, C)). The input is not modified.
+
+    >>> x = np.array([[[0.0, 5.0]], [[2.0, 5.0]]])      # (2, 1, 2): channel 1 is constant
+    >>> channel_levels(x)[:, 0, :].tolist()             # mean 1, std 1: 128 -/+ 64; a flat channel is 0
+    [[64, 0], [192, 0]]
     """
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {sorted(CONTRASTS)}")
@@ -87,6 +95,10 @@ def tile(levels: np.ndarray, *, per_row: int = 16, gap: int = 1, fill: int = SEP
 
     Channel ``c`` sits at row ``c // cols``, column ``c % cols``; cells after the
     last channel and the ``gap`` lines between tiles hold ``fill``.
+
+    >>> levels = np.arange(3, dtype=np.uint8).reshape(1, 1, 3)   # three 1x1 channels: 0, 1, 2
+    >>> tile(levels, per_row=2, gap=1, fill=9).tolist()
+    [[0, 9, 1], [9, 9, 9], [2, 9, 9]]
     """
     height, width, channels = levels.shape
     cols = max(1, min(per_row, channels))
@@ -162,6 +174,10 @@ def feature_grid(
     With it, tiles are shrunk (block average, contrast still from the full
     map) or enlarged (pixel repetition) so the grid is about that wide.
     ``moments``: the map's ``channel_moments`` if already computed.
+
+    >>> grid = feature_grid(np.random.default_rng(0).random((8, 8, 20)), per_row=16)
+    >>> grid.rows, grid.cols, grid.index.shape          # 20 channels, 16 a row, 1-pixel lines between tiles
+    (2, 16, (17, 143))
     """
     height, width, channels = activation.shape
     cols = max(1, min(per_row, channels))
@@ -178,7 +194,11 @@ def feature_grid(
 
 
 def png_bytes(grid: FeatureGrid, *, compress_level: int = 1) -> bytes:
-    """Encode a grid as an 8-bit palette PNG (a quarter of the bytes of RGB, and faster)."""
+    """Encode a grid as an 8-bit palette PNG (a quarter of the bytes of RGB, and faster).
+
+    >>> png_bytes(feature_grid(np.ones((4, 4, 2))))[:4]
+    b'\\x89PNG'
+    """
     from PIL import Image
 
     image = Image.fromarray(grid.index, mode="P")
@@ -189,7 +209,10 @@ def png_bytes(grid: FeatureGrid, *, compress_level: int = 1) -> bytes:
 
 
 def save_png(grid: FeatureGrid, path: str | Path, *, compress_level: int = 1) -> Path:
-    """Write ``png_bytes(grid)`` to ``path``; returns the path."""
+    """Write ``png_bytes(grid)`` to ``path``; returns the path.
+
+    >>> save_png(feature_grid(maps["block1_conv1"][0]), "block1_conv1.png")   # doctest: +SKIP
+    """
     path = Path(path)
     path.write_bytes(png_bytes(grid, compress_level=compress_level))
     return path

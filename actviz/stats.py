@@ -62,7 +62,8 @@ class LayerStats:
     """Numbers about one feature map (float (H, W, C)).
 
     ``sparsity``: fraction of values exactly 0; ``blank``: indices of constant
-    channels; ``top``: channel indices by mean activation, highest first.
+    channels; ``top``: channel indices by mean activation, highest first (the
+    first ``top_k``); ``channel_means``: each channel's mean, float (C,).
     """
 
     name: str
@@ -72,6 +73,11 @@ class LayerStats:
     sparsity: float
     blank: tuple
     top: tuple
+    channel_means: tuple = ()
+
+    def channels_by_activity(self) -> list[int]:
+        """Every channel, the most active (highest mean) first."""
+        return sorted(range(self.channels), key=lambda c: (-self.channel_means[c], c)) if self.channel_means else list(range(self.channels))
 
     @property
     def channels(self) -> int:
@@ -95,6 +101,11 @@ def layer_stats(name: str, activation: np.ndarray, *, top_k: int = 8, moments: C
     """Statistics of one feature map: float (H, W, C) -> LayerStats.
 
     ``moments``: the map's ``channel_moments``, if already computed (for the grid).
+
+    >>> x = np.zeros((2, 2, 3)); x[..., 1] = [[1, 0], [3, 0]]
+    >>> s = layer_stats("conv", x)
+    >>> s.blank, s.top[:1], round(s.sparsity, 3)        # channels 0 and 2 are blank; 10 of 12 values are 0
+    ((0, 2), (1,), 0.833)
     """
     x = np.asarray(activation)
     moments = moments or channel_moments(x)
@@ -103,7 +114,42 @@ def layer_stats(name: str, activation: np.ndarray, *, top_k: int = 8, moments: C
         name=name, shape=tuple(int(d) for d in x.shape), mean=float(moments.mean.mean()),
         max=float(moments.high.max()), sparsity=float(np.count_nonzero(x == 0) / x.size),
         blank=tuple(int(c) for c in np.flatnonzero(moments.flat)), top=tuple(int(c) for c in order),
+        channel_means=tuple(float(m) for m in moments.mean),
     )
+
+
+@dataclass(frozen=True)
+class ChannelNumbers:
+    """One channel's values in words' reach: lowest, highest, and the share that is exactly zero."""
+
+    low: float
+    high: float
+    zeros: float
+
+
+def channel_numbers(channel: np.ndarray) -> ChannelNumbers:
+    """Summary of one channel, float (H, W)."""
+    values = np.asarray(channel)
+    return ChannelNumbers(low=float(values.min()), high=float(values.max()), zeros=float(np.count_nonzero(values == 0) / values.size))
+
+
+def layer_caption(position: int, count: int, stats: LayerStats) -> str:
+    """What to notice in a layer, in plain words: where it sits in the network, and what this
+    image actually did to it (the blank channels counted, not assumed)."""
+    where = position / max(count - 1, 1)
+    blank = len(stats.blank)
+    if blank == 0:
+        dark = "none of its channels is blank for this image"
+    elif blank == stats.channels:
+        dark = "every channel is blank for this image: nothing it looks for is there"
+    else:
+        dark = f"{blank} of its {stats.channels} channels are blank (one flat colour): what those filters look for is not in this image"
+    if where < 0.34:
+        return ("An early layer. Each small picture is one filter's answer to the image: most act as edge and stroke "
+                f"detectors, and the image is still easy to recognise; {dark}.")
+    if where < 0.67:
+        return f"A middle layer. Filters combine edges into textures and parts, and the pictures look less like the image; {dark}."
+    return f"A deep layer. Filters respond to abstract patterns linked to the answer, and the pictures no longer look like the image; {dark}."
 
 
 def stats_csv(stats: list[LayerStats]) -> str:
@@ -119,7 +165,11 @@ def stats_csv(stats: list[LayerStats]) -> str:
 
 
 def depth_summary(stats: list[LayerStats]) -> str:
-    """One plain-words sentence on how sparsity and blank channels change with depth."""
+    """One plain-words sentence on how sparsity and blank channels change with depth.
+
+    >>> print(depth_summary(maps.stats()))               # doctest: +SKIP
+    From the first shown layer (block1_conv1) to the last (block5_conv3), the share of zero values grows: 48% to 93%, ...
+    """
     if len(stats) < 2:
         return ""
     first, last = stats[0], stats[-1]

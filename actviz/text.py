@@ -19,11 +19,15 @@ def csv_cell(value: object) -> str:
     """A value for a CSV cell that a spreadsheet shows as text, never runs as a formula.
 
     Text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a line break gets a
-    leading ``'`` (OWASP's advice against CSV injection); numbers are left alone.
+    leading ``'`` (OWASP's advice against CSV injection); control characters are
+    replaced; numbers are left alone.
+
+    >>> csv_cell("=HYPERLINK(1)"), csv_cell("-0.5"), csv_cell("block1_conv1")
+    ("'=HYPERLINK(1)", '-0.5', 'block1_conv1')
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    text = str(value)
+    text = terminal_text(value)  # no escape sequences for whoever views the file in a terminal
     if text.startswith(_FORMULA_START) and not _is_number(text):
         return "'" + text
     return text
@@ -33,6 +37,11 @@ def terminal_text(value: object) -> str:
     """Text with escape sequences and control characters removed, safe to print to a terminal."""
     text = _ANSI.sub("", str(value))
     return "".join(ch if ch in "\t" or unicodedata.category(ch)[0] != "C" else "\ufffd" for ch in text)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (for tables; the full name stays in files)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def markdown_text(value: object) -> str:

@@ -195,6 +195,7 @@ def worker_dashboard(model_path: str, image_path: str, out: str) -> dict:
 
     if model_path != "demo":
         os.environ["ACTVIZ_MODEL"] = model_path
+        os.environ["ACTVIZ_SAMPLES"] = str(Path(image_path).parent)  # the operator's samples: the benchmark image
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.run()
     assert not at.exception, at.exception
@@ -255,6 +256,7 @@ def worker_cold_start(model_path: str, image_path: str, out: str) -> dict:
     env = dict(ENV)
     if model_path != "demo":
         env["ACTVIZ_MODEL"] = model_path
+        env["ACTVIZ_SAMPLES"] = str(Path(image_path).parent)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         start = time.perf_counter()

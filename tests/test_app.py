@@ -14,11 +14,21 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 @pytest.fixture()
 def app(monkeypatch):
     monkeypatch.delenv("ACTVIZ_MODEL", raising=False)
+    monkeypatch.delenv("ACTVIZ_SAMPLES", raising=False)
+    monkeypatch.delenv("ACTVIZ_CLASSES", raising=False)
     return AppTest.from_file(APP, default_timeout=180)
 
 
 def _texts(at):
-    return " ".join(m.value for m in [*at.markdown, *at.caption, *at.header, *at.subheader, *at.title])
+    """The page's Markdown as a reader sees it."""
+    return _read(" ".join(m.value for m in [*at.markdown, *at.caption, *at.header, *at.subheader, *at.title]))
+
+
+def _read(markdown):
+    """Markdown as a reader sees it: the app escapes punctuation in names with a backslash."""
+    import re
+
+    return re.sub(r"\\([^A-Za-z0-9\s])", r"\1", markdown)
 
 
 def test_first_screen_shows_prediction_and_first_conv_layer(app):
@@ -31,14 +41,48 @@ def test_first_screen_shows_prediction_and_first_conv_layer(app):
     assert len(at.image) >= 3  # the input image and two grids
 
 
-def test_configured_model_opens(app, monkeypatch, tmp_path, flat_model):
+def _operator_samples(folder, names):
+    folder.mkdir()
+    for index, name in enumerate(names):
+        (folder / name).write_bytes(_png_bytes((8 + index, 8, 3)))
+    return folder
+
+
+def test_configured_model_opens_with_the_operators_samples_and_names(app, monkeypatch, tmp_path, flat_model):
+    """ACTVIZ_MODEL + ACTVIZ_SAMPLES + ACTVIZ_CLASSES: the operator's demo on the first screen, no digits."""
     path = tmp_path / "mine.keras"
     flat_model.save(path)
     monkeypatch.setenv("ACTVIZ_MODEL", str(path))
+    monkeypatch.setenv("ACTVIZ_SAMPLES", str(_operator_samples(tmp_path / "samples", ["normal_01.png", "pneumonia_02.jpg"])))
+    monkeypatch.setenv("ACTVIZ_CLASSES", "cat, dog, bird")
     at = app.run()
     assert not at.exception and not at.error
     assert at.sidebar.radio(key="model_source").value == "Configured model"
-    assert "conv_1 · Conv2D · 8 x 8 x 6" in _texts(at)
+    assert at.sidebar.selectbox(key="sample").options == ["normal 01", "pneumonia 02"]
+    text = _texts(at)
+    assert "conv_1 · Conv2D · 8 x 8 x 6" in text
+    assert any(f"The model says: **{word}**" in text for word in ("cat", "dog", "bird"))
+    assert not at.sidebar.text_input  # the names are the operator's: nothing to type
+    at.session_state["view"] = "Why this answer"
+    at.run()
+    assert not at.exception and not at.error
+    assert all(any(word in option for word in ("cat", "dog", "bird")) for option in at.selectbox(key="cam_class").options)
+
+
+def test_configured_model_without_samples_asks_for_an_image(app, monkeypatch, tmp_path, flat_model):
+    path = tmp_path / "mine.keras"
+    flat_model.save(path)
+    monkeypatch.setenv("ACTVIZ_MODEL", str(path))
+    monkeypatch.setenv("ACTVIZ_SAMPLES", str(tmp_path / "no such folder"))
+    monkeypatch.delenv("ACTVIZ_CLASSES", raising=False)
+    at = app.run()
+    assert not at.exception and not at.error
+    assert any("no folder of sample images" in w.value for w in at.warning)  # said, and the model still opens
+    assert at.sidebar.radio(key="model_source").value == "Configured model"
+    assert any("Upload an image" in i.value for i in at.info)
+    assert "digit" not in _texts(at)  # the demo's digits stay with the demo model
+    at.sidebar.radio(key="image_source").set_value("Upload an image").run()
+    at.sidebar.file_uploader(key="image_upload").set_value(("mine.png", _png_bytes((8, 8, 3)), "image/png")).run()
     assert "The model says: **class " in _texts(at)
     at.sidebar.text_input[0].set_value("cat, dog, bird").run()
     assert any(word in _texts(at) for word in ("**cat**", "**dog**", "**bird**"))
@@ -56,6 +100,7 @@ def test_model_from_url(app, monkeypatch, tmp_path, flat_model):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
+        monkeypatch.setenv("ACTVIZ_SAMPLES", str(_operator_samples(tmp_path / "samples", ["one.png"])))
         monkeypatch.setenv("ACTVIZ_MODEL", f"http://127.0.0.1:{server.server_address[1]}/served.keras")
         at = app.run()
         assert not at.exception and not at.error
@@ -85,7 +130,7 @@ def test_uploaded_unsafe_model_is_refused_plainly(app, keras, tmp_path):
     keras.Model(inputs, keras.layers.Conv2D(1, 2)(x)).save(tmp_path / "lambda.keras")
     at = app.run()
     at.sidebar.radio(key="model_source").set_value("Upload a model file").run()
-    at.sidebar.file_uploader(key="model_upload").set_value(("lambda.keras", (tmp_path / "lambda.keras").read_bytes(), "application/octet-stream")).run()
+    at.sidebar.file_uploader(key="model_upload_0").set_value(("lambda.keras", (tmp_path / "lambda.keras").read_bytes(), "application/octet-stream")).run()
     assert not at.exception
     assert any("Lambda layer 'doubler'" in e.value for e in at.error)
     assert "The model says: **digit" in _texts(at)  # the page goes on with the demo model
@@ -146,10 +191,14 @@ def test_why_filters_compare_views_and_channel_link(app):
     at.session_state["view"] = "What filters look for"
     at.run()
     images_before = len(at.image)
-    at.slider(key="pattern_steps").set_value(10).run()
+    at.slider(key="pattern_steps_robust").set_value(16).run()
     at.button(key="pattern_go").click().run()
     assert not at.exception and not at.error
-    assert len(at.image) == images_before + 1  # the patterns grid
+    # channels 0-3 of block2_conv2: three pictures, and channel 3 never fires on anything (a dead filter): said in words
+    assert at.selectbox(key="pattern_layer").value == "block2_conv2"
+    assert len(at.image) == images_before + 3 and sum("reaches" in " ".join(i.captions) for i in at.image) == 3
+    assert any("channel 3 of block2_conv2: no pattern" in _read(i.value) and "dead" in i.value for i in at.info)
+    assert any("shifted" in c.value or "Read it as a texture" in c.value for c in at.caption)  # how they were made, how to read them
 
     at.session_state["view"] = "Why this answer"
     at.run()
@@ -166,7 +215,13 @@ def test_uploaded_keras2_nested_model_opens(app, keras2_files):
     at = app.run()
     at.sidebar.radio(key="model_source").set_value("Upload a model file").run()
     data = keras2_files["nested_vgg16"].read_bytes()
-    at.sidebar.file_uploader(key="model_upload").set_value(("vgg16_custom.09-0.9650.h5", data, "application/octet-stream")).run()
+    at.sidebar.file_uploader(key="model_upload_0").set_value(("vgg16_custom.09-0.9650.h5", data, "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    # no samples go with an uploaded model (the digits belong to the demo): the page asks for an image
+    assert any("Upload an image" in i.value for i in at.info)
+    assert "vgg16/block5_conv3" in [row for row in at.dataframe[0].value["layer"].str.strip()]
+    at.sidebar.radio(key="image_source").set_value("Upload an image").run()
+    at.sidebar.file_uploader(key="image_upload").set_value(("xray.png", _png_bytes((40, 36, 3)), "image/png")).run()
     assert not at.exception and not at.error
     text = _texts(at)
     assert "vgg16/block1_conv1 · Conv2D · 32 x 32 x 64" in text
@@ -175,6 +230,17 @@ def test_uploaded_keras2_nested_model_opens(app, keras2_files):
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="cam_layer").value == "vgg16/block5_conv3"
+
+
+def _png_bytes(shape):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_camera_picture_is_used(app):
@@ -202,3 +268,66 @@ def test_trust_switch_only_when_allowed(app, monkeypatch):
     monkeypatch.setenv("ACTVIZ_ALLOW_TRUST", "1")
     at.run()
     assert [c for c in at.sidebar.checkbox if c.key == "trust_model"]
+
+
+def test_two_visitors_on_different_images_never_evict_each_other(monkeypatch):
+    """Two sessions of one server: each keeps its own feature maps; colour changes in either never rerun a pass."""
+    calls = []
+    original = actviz.probe.Probe.run
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(actviz.probe.Probe, "run", counting)
+    monkeypatch.delenv("ACTVIZ_MODEL", raising=False)
+    st.cache_resource.clear()  # a fresh server: no result held by an earlier test's sessions
+    first, second = (AppTest.from_file(APP, default_timeout=180) for _ in range(2))
+    first.run()
+    second.run()
+    second.sidebar.selectbox(key="sample").set_value("digit 4").run()
+    assert len(calls) == 2
+    for cmap in ("magma", "gray", "viridis", "inferno"):
+        first.sidebar.selectbox(key="cmap").set_value(cmap).run()
+        second.sidebar.selectbox(key="cmap").set_value(cmap).run()
+    assert len(calls) == 2  # before: every change in either session re-ran the other's pass
+    third = AppTest.from_file(APP, default_timeout=180).run()  # a third visitor on the first image shares its pass
+    assert len(calls) == 2 and not third.exception
+    assert "digit 4" in _texts(second) and "digit 0" in _texts(first)
+
+
+def test_upload_name_is_shown_literally_and_only_to_its_uploader(app, flat_model, tmp_path):
+    """A file name cannot become a link in the page, and the bytes are not kept once the model is open."""
+    flat_model.save(tmp_path / "m.keras")
+    data = (tmp_path / "m.keras").read_bytes()
+    name = "[Session expired - sign in](https://evil.example).keras"
+    at = app.run()
+    at.sidebar.radio(key="model_source").set_value("Upload a model file").run()
+    at.sidebar.file_uploader(key="model_upload_0").set_value((name, data, "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    raw = " ".join(m.value for m in [*at.markdown, *at.caption])
+    assert "](https" not in raw and "evil\\.example" in raw
+    assert at.session_state["_model_uploads"] == 1  # the uploader is reset: Streamlit lets the bytes go
+    assert set(at.session_state["_uploaded_model"]) == {"label", "key"}  # the session keeps a name and a hash
+    other = AppTest.from_file(APP, default_timeout=180).run()
+    other.sidebar.radio(key="model_source").set_value("Upload a model file").run()
+    other.sidebar.file_uploader(key="model_upload_0").set_value(("mine.keras", data, "application/octet-stream")).run()
+    texts = " ".join(m.value for m in [*other.markdown, *other.caption])
+    assert "Session expired" not in texts and "mine\\.keras" in texts
+
+
+def test_streamlit_cannot_clear_the_keras_session_but_other_callers_can(app):
+    """The app stops Streamlit's own clear_session() after each rerun (200 ms each); other calls go through."""
+    import types
+
+    import keras
+
+    app.run()
+    assert getattr(keras.backend.clear_session, "_actviz_wrapped", False)
+    streamlit_like = types.ModuleType("streamlit.runtime.fake")
+    exec("import keras\ndef clear():\n    keras.backend.clear_session()\n", streamlit_like.__dict__)
+    first = keras.backend.get_uid("actviz_test")
+    streamlit_like.clear()
+    assert keras.backend.get_uid("actviz_test") == first + 1  # Streamlit's call was skipped: nothing reset
+    keras.backend.clear_session()
+    assert keras.backend.get_uid("actviz_test") == 1  # anyone else's call cleared the session

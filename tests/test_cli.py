@@ -172,3 +172,87 @@ def test_prediction_reading():
     assert not is_probability(np.array([3.5])) and not is_probability(np.array([0.2, 0.3]))
     assert class_probabilities(np.array([0.3]), ["normal", "pneumonia"]) == [("normal", 0.7), ("pneumonia", 0.3)]
     assert class_probabilities(np.array([0.1, 0.6, 0.3]))[0] == ("class 1", 0.6)
+
+
+@pytest.fixture(scope="module")
+def hostile_names_model(tmp_path_factory):
+    """Layer names a stranger could choose: a spreadsheet formula, and a terminal escape 5,000 characters long."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(2, 3, name="=SUM(1+1)*cmd")(inputs)
+    x = keras.layers.Conv2D(2, 3, name="\x1b[31mred\x1b[0m" + "a" * 5000)(x)
+    path = tmp_path_factory.mktemp("hostile") / "hostile.keras"
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)).save(path)
+    return path
+
+
+def test_hostile_layer_names_are_harmless_in_terminal_csv_and_file_names(hostile_names_model, tmp_path, capsys):
+    assert main(["layers", "--model", str(hostile_names_model)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "=SUM(1+1)*cmd" in out and max(len(line) for line in out.splitlines()) < 200
+    code = main(["export", "--model", str(hostile_names_model), "--image", str(demo_samples()[0]), "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    with open(tmp_path / "out" / "stats.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["layer"] == "'=SUM(1+1)*cmd"  # a spreadsheet shows it as text
+    assert "\x1b" not in rows[1]["layer"] and rows[1]["layer"].startswith("red")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(names) == 3 and all(len(name) <= 130 for name in names)
+    assert "not probabilities" in capsys.readouterr().out  # a linear output is not shown as a percentage
+
+
+def test_failed_export_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys):
+    import actviz.export
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stats.csv").write_text("the user's own file")
+    calls = []
+    original = actviz.export.feature_grid
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(actviz.export, "feature_grid", failing)
+    code = main(["export", "--image", str(demo_samples()[0]), str(demo_samples()[1]), "--out", str(out)])
+    assert code == 1  # an OSError here is not the user's mistake: reported as unexpected
+    assert sorted(p.name for p in out.iterdir()) == ["stats.csv"]
+    assert (out / "stats.csv").read_text() == "the user's own file"
+
+
+def test_output_folder_commit_failure_restores_what_was_there(tmp_path, monkeypatch):
+    import os
+
+    from actviz.errors import ActvizError
+    from actviz.export import OutputFolder
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.txt").write_text("old a")
+    real_replace, moves = os.replace, []
+
+    def replace(source, target):
+        moves.append((str(source), str(target)))
+        if str(source).endswith(".b.txt.actviz-partial"):
+            raise OSError(5, "Input/output error")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ActvizError, match="Nothing was changed"):
+        with OutputFolder(folder) as out:
+            out.write("a.txt", b"new a")
+            out.write("sub/b.txt", b"new b")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == ["a.txt"]
+    assert (folder / "a.txt").read_text() == "old a"
+    with OutputFolder(tmp_path / "new" / "deeper") as out:
+        out.write("x.bin", b"1")
+    assert (tmp_path / "new" / "deeper" / "x.bin").read_bytes() == b"1"
+    with pytest.raises(ActvizError, match="outside the folder"):
+        with OutputFolder(tmp_path / "third") as out:
+            out.write("../escape.txt", b"no")
+    assert not (tmp_path / "third").exists() and not (tmp_path / "escape.txt").exists()

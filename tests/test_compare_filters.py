@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from actviz.compare import compare_maps
-from actviz.errors import Cancelled, ChannelNotFoundError, LayerNotFoundError
+from actviz.errors import Cancelled, ChannelNotFoundError
 from actviz.figures import tile_images
-from actviz.filters import filter_patterns, first_layer_kernels
+from actviz.filters import filter_patterns, find_patterns, first_layer_kernels
 from actviz.probe import Probe
 
 
@@ -51,43 +51,42 @@ def test_first_layer_kernels_hand_set(keras):
     assert tile_images(images, per_row=2, gap=1, zoom=3).shape == (6, 13, 3)
 
 
-def test_filter_patterns_raise_their_channel(flat_model):
+@pytest.mark.parametrize("method", ["plain", "robust"])
+def test_filter_patterns_raise_their_channel(flat_model, method):
     probe = Probe(flat_model)
     model = probe.feature_model("conv_2")
     grey = np.full((1, 8, 8, 3), 0.5, np.float32)
     before = np.asarray(model(grey))[0].mean(axis=(0, 1))
-    alive = [int(c) for c in np.flatnonzero(before > 0)[:2]]  # a dead ReLU channel has no gradient to climb
+    alive = [int(c) for c in np.flatnonzero(before > 0)[:2]]
     assert len(alive) == 2
-    patterns = filter_patterns(probe, "conv_2", alive, steps=12, seed=1)
+    steps = 12 if method == "plain" else 48  # the robust method climbs more slowly, and steadily
+    patterns = filter_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1)
     assert patterns.shape == (2, 8, 8, 3) and patterns.dtype == np.uint8
-    again = filter_patterns(probe, "conv_2", alive, steps=12, seed=1)
+    again = filter_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1)
     np.testing.assert_array_equal(patterns, again)  # deterministic
-    # the optimised raw images (before display stretching) excite their own channel far more than grey
-    raw = _raw_patterns(probe, "conv_2", alive)
-    after = np.asarray(model(raw)).mean(axis=(1, 2))
-    assert after[0, alive[0]] > 2 * before[alive[0]] and after[1, alive[1]] > 2 * before[alive[1]]
+    # the model inputs found excite their own channel far more than grey, as plain Keras measures it
+    found = find_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1)
+    np.testing.assert_array_equal(found.images, patterns)
+    after = np.asarray(model(found.inputs)).mean(axis=(1, 2))
+    gain = 2.0 if method == "plain" else 1.5  # robust keeps to patterns that survive warps of an 8x8 picture
+    assert after[0, alive[0]] > gain * before[alive[0]] and after[1, alive[1]] > gain * before[alive[1]]
+    np.testing.assert_allclose(found.activation, after[[0, 1], alive], rtol=1e-5)
+    assert found.inputs.min() >= 0.0 and found.inputs.max() <= 1.0  # inside the model's input range
 
 
-def _raw_patterns(probe, layer, channels):
-    """The same ascent without the final stretching, to measure the activations it reached."""
-    import actviz.filters as filters
-
-    captured = {}
-    original = filters._deprocess
-    filters._deprocess = lambda images: captured.setdefault("raw", images) * 0
-    try:
-        filter_patterns(probe, layer, channels, steps=12, seed=1)
-    finally:
-        filters._deprocess = original
-    return captured["raw"]
+def test_plain_patterns_stay_in_the_value_range_given(flat_model):
+    patterns = find_patterns(Probe(flat_model), "conv_2", [0, 1], method="plain", steps=20, value_range=(-1.0, 1.0))
+    assert patterns.inputs.min() >= -1.0 - 1e-6 and patterns.inputs.max() <= 1.0 + 1e-6
+    assert patterns.inputs.min() < -0.5 or patterns.inputs.max() > 0.5  # it did climb out of the grey start
 
 
-def test_filter_patterns_cancel_and_bad_channels(flat_model):
+@pytest.mark.parametrize("method", ["plain", "robust"])
+def test_filter_patterns_cancel_and_bad_channels(flat_model, method):
     probe = Probe(flat_model)
     with pytest.raises(Cancelled):
-        filter_patterns(probe, "conv_1", [0], steps=5, progress=lambda step, steps: step < 2)
+        filter_patterns(probe, "conv_1", [0], method=method, steps=5, progress=lambda step, steps: step < 2)
     with pytest.raises(ChannelNotFoundError, match="channels 0 to 5"):
-        filter_patterns(probe, "conv_1", [6])
+        filter_patterns(probe, "conv_1", [6], method=method)
 
 
 @pytest.mark.parametrize("key,layer", [("nested_vgg16", "block2_conv1"), ("seq_mobilenetv2", "block_1_expand")])
@@ -116,6 +115,8 @@ def test_filters_and_compare_on_keras2_nested_models(keras2_files, key, layer):
     grey = np.full((1, 32, 32, 3), 0.5, np.float32)
     before = sub.predict(grey, verbose=0)[0].mean(axis=(0, 1))
     channel = int(np.argmax(before))  # a channel that responds, so there is a gradient to climb
-    raw = _raw_patterns(probe, name, [channel])
-    after = sub.predict(raw, verbose=0)[0].mean(axis=(0, 1))
-    assert after[channel] > before[channel]
+    for method in ("plain", "robust"):
+        found = find_patterns(probe, name, [channel], method=method, steps=12, seed=1)
+        after = sub.predict(found.inputs, verbose=0)[0].mean(axis=(0, 1))
+        assert after[channel] > before[channel], method
+        assert after[channel] == pytest.approx(float(found.activation[0]), rel=1e-3)

@@ -150,3 +150,62 @@ def test_value_range_of_each_preprocessing():
     assert value_range("tf", 3) == (-1.0, 1.0)
     low, high = value_range("caffe", 3)
     assert low == pytest.approx(-123.68, abs=1e-3) and high == pytest.approx(255 - 103.939, abs=1e-3)
+
+
+@pytest.mark.parametrize("fmt", ["EPS", "PPM", "ICO", "TGA", "PCX", "SGI", "IM", "DDS", "QOI", "PDF"])
+def test_only_the_named_formats_are_decoded(fmt):
+    """Pillow knows these, but only JPEG, PNG, GIF, WebP, BMP and TIFF are decoded (EPS would go to Ghostscript)."""
+    data = _encode(Image.fromarray(_gradient(8, 8)), fmt)
+    with pytest.raises(ImageError, match="not an image actviz can read. Use a JPEG, PNG, GIF, WebP, BMP or TIFF file"):
+        open_image(data)
+
+
+def test_phone_multi_picture_jpeg_is_read_as_jpeg():
+    first = Image.fromarray(_gradient(40, 30))
+    opened = open_image(_encode(first, "MPO", save_all=True, append_images=[first.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]))
+    assert opened.size == (40, 30) and opened.mode == "RGB"
+
+
+@pytest.mark.parametrize("size,expected", [
+    ((1, 1), (32, 32)), ((50, 1), (32, 512)), ((1, 50), (512, 32)), ((7, 7), (32, 32)), ((20, 10), (32, 64)),
+    ((40, 30), (32, 43)), ((100, 50), (50, 100)), ((2000, 1000), (256, 512)),
+])
+def test_any_size_model_gets_at_least_the_minimum_side(size, expected):
+    """(width, height) in, (height, width) out: a short side under 32 enlarged to 32, the long side at most 512."""
+    assert target_size(size, (None, None)) == expected
+    assert fit_image(Image.new("RGB", size), (None, None, 3)).shape == (*expected, 3)
+
+
+def _valid_convolutions(keras, blocks):
+    """Any-size input; ``blocks`` times (3x3 valid convolution, 2x2 pooling), then one more 3x3 convolution."""
+    inputs = keras.Input((None, None, 3))
+    x = inputs
+    for index in range(blocks):
+        x = keras.layers.Conv2D(2, 3, name=f"conv_{index}")(x)
+        x = keras.layers.MaxPooling2D(name=f"pool_{index}")(x)
+    x = keras.layers.Conv2D(2, 3, name="last")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (50, 1), (1, 50), (7, 7)])
+def test_tiny_images_run_through_a_fully_convolutional_model(keras, size):
+    from actviz.preprocessing import prepare
+    from actviz.probe import Probe
+
+    probe = Probe(_valid_convolutions(keras, 1))  # needs 8 x 8 at least: 8 -> 6 -> 3 -> 1
+    pixels, batch = prepare(probe, Image.new("RGB", size, (200, 100, 50)), "rescale")
+    result = probe.run(batch)
+    assert min(pixels.shape[:2]) == 32 and result.predictions[0].shape == (1, 2)
+
+
+def test_image_too_small_for_the_model_says_the_minimum(keras):
+    """Three blocks: 38 -> 36 -> 18 -> 16 -> 8 -> 6 -> 3 -> 1, worked out by hand; 37 ends at 0."""
+    from actviz.preprocessing import prepare
+    from actviz.probe import Probe
+
+    probe = Probe(_valid_convolutions(keras, 3))
+    _, batch = prepare(probe, Image.new("RGB", (7, 7)), "rescale")
+    with pytest.raises(ImageError, match="needs images of at least 38 x 38 pixels") as caught:
+        probe.run(batch)
+    assert "32 x 32" in str(caught.value) and "\x1b" not in str(caught.value)
+    assert probe.run(np.zeros((1, 38, 38, 3), np.float32)).predictions[0].shape == (1, 2)

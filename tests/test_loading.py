@@ -237,3 +237,56 @@ def test_lookup_vocabulary_from_a_path_refused(keras, tmp_path):
             target.writestr(info.filename, json.dumps(config) if info.filename == "config.json" else source.read(info.filename))
     with pytest.raises(UnsafeModelError, match="vocabulary from a file"):
         load_model(buffer.getvalue())
+
+
+def _long_sequential(keras, count=60):
+    keras.utils.set_random_seed(5)
+    return keras.Sequential(
+        [keras.Input((8, 8, 3))] + [keras.layers.Conv2D(3, 1, name=f"c{i}") for i in range(count)]
+        + [keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(2, activation="softmax", name="probs")],
+        name="long",
+    )
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_long_sequential_built_once_not_once_per_layer(keras, tmp_path, monkeypatch, rng, suffix):
+    """Keras's own Sequential.from_config rebuilds the graph after every layer (quadratic: 300 layers
+    took 124 s); actviz's loader builds it once. Counted by wrapping Sequential.build (it still runs)."""
+    from keras.src.models.sequential import Sequential
+
+    model = _long_sequential(keras)
+    path = tmp_path / f"long{suffix}"
+    model.save(path)
+    builds = []
+    real_build = Sequential.build
+
+    def counting_build(self, *args, **kwargs):
+        builds.append(self.name)
+        return real_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(Sequential, "build", counting_build)
+    reference = keras.saving.load_model(path, compile=False)
+    keras_builds, builds[:] = len(builds), []
+    loaded = load_model(path).model
+    assert keras_builds > 60 and len(builds) <= 2
+    assert type(loaded) is Sequential and [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    x = rng.random((2, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(reference(x)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6)
+
+
+def test_nested_sequential_in_a_keras_file_built_once(keras, tmp_path, monkeypatch, rng):
+    from keras.src.models.sequential import Sequential
+
+    inner = _long_sequential(keras, 30)
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="out")(inner(inputs)), name="outer")
+    model.save(tmp_path / "nested.keras")
+    builds = []
+    real_build = Sequential.build
+    monkeypatch.setattr(Sequential, "build", lambda self, *a, **k: (builds.append(self.name), real_build(self, *a, **k))[1])
+    loaded = load_model(tmp_path / "nested.keras").model
+    assert len(builds) <= 2
+    x = rng.random((1, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6)
+

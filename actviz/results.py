@@ -1,0 +1,225 @@
+"""What the library's functions return: batch-first arrays that show themselves in Jupyter.
+
+``FeatureMaps`` (from ``actviz.activations``) is a mapping from layer name to
+float32 (N, H, W, C); ``result["block1_conv1"]`` is the array, a grid shows
+itself as a picture (``_repr_png_``), the whole result as a table of layers
+with small grids (``_repr_html_``). ``HeatMaps`` (from ``actviz.grad_cam``)
+holds each image's heat map and shows them over the images.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .predictions import class_probabilities, is_probability
+from .render import FeatureGrid, feature_grid, png_bytes
+from .stats import LayerStats, layer_stats
+
+
+@dataclass
+class FeatureMaps(Mapping):
+    """Feature maps of N images, batch-first: layer name -> float32 (N, H, W, C).
+
+    ``predictions``: the model's first output (N, ...); ``outputs``: every
+    output; ``pixels``: uint8 (N, H, W, C) as the model saw them (None when
+    float model inputs were given); ``names``: a label per image;
+    ``preprocessing``: the scaling applied, in words.
+
+    >>> maps = actviz.activations(model, "xray.jpg")      # doctest: +SKIP
+    >>> maps["block1_conv1"].shape                        # doctest: +SKIP
+    (1, 300, 300, 64)
+    >>> maps.grid("block1_conv1")                         # a picture in Jupyter  # doctest: +SKIP
+    """
+
+    maps: dict
+    predictions: np.ndarray
+    outputs: list
+    pixels: np.ndarray | None
+    names: tuple
+    preprocessing: str
+    class_names: list | None = None
+    probe: Any = field(default=None, repr=False)
+
+    # --- a mapping of layer name -> array ------------------------------------------------
+
+    def __getitem__(self, key: str | int) -> np.ndarray:
+        """The layer's maps, float32 (N, H, W, C): by full name, unique last part, or table number."""
+        if isinstance(key, str) and key in self.maps:
+            return self.maps[key]
+        name = self.probe.table.resolve(key, among=[self.probe.layer(n) for n in self.maps]).name
+        return self.maps[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.maps)
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    @property
+    def count(self) -> int:
+        """How many images (N)."""
+        return int(self.predictions.shape[0])
+
+    # --- pictures and numbers ----------------------------------------------------------------
+
+    def grid(self, layer: str | int, image: int = 0, **options) -> FeatureGrid:
+        """Every channel of ``layer`` for one image as a grid (shows itself in Jupyter).
+
+        ``options`` go to ``actviz.feature_grid`` (per_row, cmap, contrast, gap, display_width).
+        """
+        return feature_grid(self[layer][image], **options)
+
+    def stats(self, image: int = 0) -> list[LayerStats]:
+        """Per-layer statistics for one image, in network order."""
+        return [layer_stats(name, maps[image]) for name, maps in self.maps.items()]
+
+    def answer(self, image: int = 0) -> list[tuple[str, float]]:
+        """Class names and probabilities for one image, highest first (empty if the output is not probabilities)."""
+        prediction = self.predictions[image]
+        return class_probabilities(prediction, self.class_names) if is_probability(prediction) else []
+
+    def figure(self, layer: str | int, image: int = 0, **options):
+        """A matplotlib Figure of the grid, titled with the layer and the image (not drawn by pyplot)."""
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=self._size(layer, image, options))
+        self._draw(figure.subplots(), layer, image, options)
+        return figure
+
+    def show(self, layer: str | int, image: int = 0, **options) -> None:
+        """Draw the grid with pyplot (in a notebook: below the cell)."""
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=self._size(layer, image, options))
+        self._draw(axes, layer, image, options)
+        plt.show()
+
+    def _size(self, layer, image, options) -> tuple[float, float]:
+        height, width = self.grid(layer, image, **options).index.shape
+        scale = min(1.0, 12.0 / max(width / 100, 1e-9))
+        return max(4.0, width / 100 * scale), max(2.0, height / 100 * scale + 0.6)
+
+    def _draw(self, axes, layer, image, options) -> None:
+        name = layer if isinstance(layer, str) and layer in self.maps else self.probe.layer(layer).name
+        axes.imshow(self.grid(layer, image, **options).rgb(), interpolation="nearest")
+        axes.set_title(f"{name} ({self[layer].shape[-1]} channels), {self.names[image]}")
+        axes.axis("off")
+
+    def save(self, folder: str | Path, *, per_row: int = 16, cmap: str = "viridis", contrast: str = "channel", gap: int = 1, npz: bool = False) -> Path:
+        """Write what ``actviz export`` writes: a full-resolution PNG grid per layer and stats.csv
+        (and activations.npz with ``npz``), one subfolder per image when there are several.
+        The files land all together or not at all."""
+        from .export import OutputFolder, grid_file_names
+        from .stats import channel_moments, stats_csv
+        from .text import file_name, unique_names
+
+        folders = [""] if self.count == 1 else unique_names([file_name(Path(n).stem) or "image" for n in self.names])
+        files = grid_file_names(self.probe, list(self.maps))
+        with OutputFolder(folder) as out:
+            for image, sub in enumerate(folders):
+                prefix = f"{sub}/" if sub else ""
+                rows = []
+                for name, maps in self.maps.items():
+                    moments = channel_moments(maps[image])
+                    out.write(prefix + files[name], png_bytes(feature_grid(maps[image], per_row=per_row, cmap=cmap, contrast=contrast, gap=gap, moments=moments)))
+                    rows.append(layer_stats(name, maps[image], moments=moments))
+                out.write(prefix + "stats.csv", stats_csv(rows).encode())
+                if npz:
+                    import io
+
+                    buffer = io.BytesIO()
+                    np.savez_compressed(buffer, **{name: maps[image] for name, maps in self.maps.items()})
+                    out.write(prefix + "activations.npz", buffer.getvalue())
+        return Path(folder)
+
+    # --- Jupyter ------------------------------------------------------------------------------
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for info_stats, (name, maps) in zip(self.stats(0), self.maps.items()):
+            grid = feature_grid(maps[0], display_width=480)
+            rows.append(
+                f"<tr><td style='text-align:left'><b>{html.escape(name)}</b></td><td>{' x '.join(map(str, maps.shape[1:]))}</td>"
+                f"<td>{info_stats.sparsity:.0%}</td><td>{len(info_stats.blank)} of {info_stats.channels}</td>"
+                f"<td><img src='data:image/png;base64,{base64.b64encode(png_bytes(grid)).decode()}' style='max-width:480px'></td></tr>"
+            )
+        answer = self.answer(0)
+        said = f"the model says <b>{html.escape(answer[0][0])}</b> ({answer[0][1]:.1%})" if answer else "outputs " + html.escape(
+            ", ".join(f"{v:.4g}" for v in np.ravel(self.predictions[0])[:10]))
+        return (
+            f"<div><p>Feature maps of {self.count} image{'s' if self.count != 1 else ''} at {len(self.maps)} layers; "
+            f"first image ({html.escape(str(self.names[0]))}): {said}. {html.escape(self.preprocessing)}</p>"
+            "<table><tr><th>layer</th><th>height x width x channels</th><th>zero values</th><th>blank channels</th>"
+            f"<th>channels of the first image</th></tr>{''.join(rows)}</table></div>"
+        )
+
+    def __repr__(self) -> str:
+        layers = ", ".join(f"{name}: {tuple(maps.shape)}" for name, maps in list(self.maps.items())[:6])
+        more = f", ... ({len(self.maps)} layers)" if len(self.maps) > 6 else ""
+        return f"FeatureMaps({self.count} image{'s' if self.count != 1 else ''}; {layers}{more})"
+
+
+@dataclass
+class HeatMaps:
+    """Where in each image the model found evidence for a class, batch-first.
+
+    ``heatmap``: float32 (N, h, w) in 0..1 at the layer's size; ``raw``: the
+    same before scaling; ``weights``: float32 (N, C) channel importance;
+    ``class_index``: int (N,); ``probability``: float32 (N,); ``layer``,
+    ``method``; ``pixels``: uint8 (N, H, W, C) as the model saw them (None for
+    float inputs).
+    """
+
+    layer: str
+    method: str
+    heatmap: np.ndarray
+    raw: np.ndarray
+    weights: np.ndarray
+    class_index: np.ndarray
+    probability: np.ndarray
+    pixels: np.ndarray | None
+    names: tuple
+    class_names: list | None = None
+
+    def __len__(self) -> int:
+        return int(self.heatmap.shape[0])
+
+    def overlay(self, image: int = 0, *, opacity: float = 0.45) -> np.ndarray:
+        """The heat map over the image: uint8 (H, W, 3)."""
+        from .figures import overlay
+
+        if self.pixels is None:
+            raise ValueError("The images were given as float model inputs, so there are no pixels to draw the heat map over.")
+        return overlay(self.pixels[image], self.heatmap[image], opacity=opacity)
+
+    def label(self, image: int = 0) -> str:
+        from .predictions import class_labels
+
+        index = int(self.class_index[image])
+        return class_labels(index + 1, self.class_names)[index]
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the heat maps over the images, side by side (or the bare maps)."""
+        from .figures import picture_png, tile_images, upsample
+
+        if self.pixels is not None:
+            pictures = np.stack([self.overlay(i) for i in range(len(self))])
+        else:
+            from .render import palette
+
+            size = (max(64, self.heatmap.shape[1] * 8), max(64, self.heatmap.shape[2] * 8))
+            pictures = np.stack([palette("jet")[(upsample(h, size) * 254).astype(np.uint8)] for h in self.heatmap])
+        zoom = max(1, 160 // max(pictures.shape[1:3]))
+        return picture_png(tile_images(pictures, per_row=min(4, len(pictures)), gap=4, zoom=zoom))
+
+    def __repr__(self) -> str:
+        classes = ", ".join(f"{self.label(i)} ({float(self.probability[i]):.1%})" for i in range(min(len(self), 4)))
+        return f"HeatMaps({self.method} at {self.layer}, {len(self)} image{'s' if len(self) != 1 else ''}: {classes})"
+
