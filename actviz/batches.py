@@ -12,12 +12,13 @@ with ``Cancelled``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from .errors import BudgetError, Cancelled, ChoiceError
+from .jobs import Progress
 from .probe import Probe
 
-Progress = Callable[[int, int], "bool | None"]
+__all__ = ["MAX_BATCH", "HEAD_STACK_BYTES", "Progress", "pass_bytes", "batch_size", "head_batch_size", "slices", "report"]
 #: Most model inputs stacked in one pass, whatever the memory would allow. On a CPU a convolution
 #: network is bound by arithmetic: VGG16 at 300 x 300 took as long per image in stacks of 4, 8, 16
 #: or 38 as one at a time, within the noise of a shared machine; larger stacks only hold more

@@ -1,5 +1,5 @@
 """The command line: ``actviz`` or ``python -m actviz`` followed by a command (``layers``,
-``export``, ``gradcam``, ``filters``, ``compare``, ``dataset``).
+``export``, ``gradcam``, ``filters``, ``compare``, ``explain``, ``dataset``).
 
 A thin front end over the package. Every mistake a user can make ends with
 exit status 2 and one line on stderr starting with ``error:``; anything else
@@ -90,7 +90,7 @@ def _add_explain(commands) -> None:
     from .methods import METHOD_INFO
 
     sub = commands.add_parser(
-        "explain", help="why the model gave a class, by any of 13 methods, with checks that say whether to trust the map",
+        "explain", help=f"why the model gave a class, by any of {len(METHOD_INFO)} methods, with checks that say whether to trust the map",
         description="Methods: " + "; ".join(f"{name} ({info.title})" for name, info in METHOD_INFO.items()) + ".",
     )
     _model_options(sub)
@@ -528,7 +528,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from .figures import picture_png
     from .images import open_image
     from .methods import method_info
-    from .predictions import class_labels, class_probabilities
+    from .predictions import class_labels
     from .preprocessing import choose_preprocessing, prepare
 
     info = method_info(args.method)
@@ -561,9 +561,8 @@ def run_explain(args: argparse.Namespace) -> int:
             out.write("checks.json", (json.dumps(figures, indent=2) + "\n").encode())
     index = int(result.class_index[0])
     label = class_labels(index + 1, opened.class_names)[index]
-    best = class_probabilities(result.predictions[0], opened.class_names)[0]
     where = f" at layer {result.layer}" if result.layer else ""
-    _say(f"{Path(args.image).name}: predicted {best[0]} ({best[1]:.1%}); {info.title} map for {label} "
+    _say(f"{Path(args.image).name}: {_answer(result.predictions[0], opened.class_names)}; {info.title} map for {label} "
          f"({result.probability[0]:.1%}){where}, written to {args.out}")
     for verdict in checks.verdicts(0) if checks is not None else []:
         _say(f"{verdict['check']}: {verdict['sentence']}")
