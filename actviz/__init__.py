@@ -4,29 +4,36 @@
     >>> maps = actviz.activations(model, "xray.jpg")   # a keras.Model, or a .keras / .h5 file  # doctest: +SKIP
     >>> maps.grid("block1_conv1")                      # every channel of a layer, as a picture  # doctest: +SKIP
     >>> actviz.grad_cam(model, "xray.jpg")             # where the model looked                  # doctest: +SKIP
+    >>> actviz.explain(model, "xray.jpg", method="occlusion", checks=True)   # any of 13 methods, checked  # doctest: +SKIP
 
 Arrays in, arrays out; nothing here imports Streamlit, and importing actviz
 does not import TensorFlow (that happens when a model is first loaded).
+
+``actviz.explain`` is the function of ``actviz.api``; the module of the same name
+is reached with ``from actviz.explain import ...`` (its ``explain`` takes a
+``Probe`` and a preprocessed batch).
 """
 
 __version__ = "0.3.0"
 
-from .api import activations, grad_cam
+from .api import activations, explain, grad_cam
 from .errors import (
     ActvizError, BudgetError, Cancelled, ChannelNotFoundError, ChoiceError, ClassNotFoundError, ImageError,
     LayerNotFoundError, ModelFileError, NothingToShowError, UnsafeModelError,
 )
 from .images import fit_image, open_image
 from .inputs import Batch, to_batch
+from .methods import FAMILIES, METHOD_INFO, METHOD_NAMES, method_table
 from .models import OpenModel, open_model, probe_for
 from .preprocessing import PREPROCESSING, choose_preprocessing, preprocess
 from .probe import Activations, Probe
-from .results import FeatureMaps, HeatMaps
+from .results import ExplanationMaps, FeatureMaps, HeatMaps
 from .render import FeatureGrid, channel_levels, feature_grid, png_bytes, save_png, tile
 from .stats import LayerStats, depth_summary, layer_stats
 
 __all__ = [
-    "__version__", "activations", "grad_cam", "FeatureMaps", "HeatMaps", "Batch", "to_batch",
+    "__version__", "activations", "grad_cam", "explain", "FeatureMaps", "HeatMaps", "ExplanationMaps", "Batch", "to_batch",
+    "FAMILIES", "METHOD_INFO", "METHOD_NAMES", "method_table",
     "ActvizError", "BudgetError", "Cancelled", "ChannelNotFoundError", "ChoiceError", "ClassNotFoundError",
     "ImageError", "LayerNotFoundError", "ModelFileError", "NothingToShowError", "UnsafeModelError",
     "fit_image", "open_image", "OpenModel", "open_model", "probe_for",

@@ -4,6 +4,7 @@
     >>> maps = actviz.activations(model, "xray.jpg")          # doctest: +SKIP
     >>> maps["block1_conv1"].shape, maps.grid("block5_conv3")  # doctest: +SKIP
     >>> actviz.grad_cam(model, ["a.jpg", "b.jpg"])              # doctest: +SKIP
+    >>> actviz.explain(model, "xray.jpg", method="integrated-gradients", checks=True)  # doctest: +SKIP
 
 ``model``: a ``keras.Model`` in memory (Functional, Sequential with or without
 an Input, nested bases), a ``.keras`` / ``.h5`` path, the file's bytes, an
@@ -22,10 +23,15 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
-from .explain import grad_cam as _grad_cam
+import numpy as np
+
+from .batches import Progress
+from .errors import ChoiceError
+from .explain import explain as _explain
 from .inputs import to_batch
+from .methods import method_info
 from .models import ModelLike, OpenModel, open_model
-from .results import FeatureMaps, HeatMaps
+from .results import ExplanationMaps, FeatureMaps, HeatMaps
 
 #: Model files kept open by content, for calls in a loop.
 _OPEN_FILES = 4
@@ -70,25 +76,96 @@ def activations(
 def grad_cam(
     model: ModelLike, images: Any, class_index: int | Sequence[int] | None = None, layer: str | int | None = None, *,
     method: str = "gradcam", preprocess: str = "auto", class_names: Sequence[str] | None = None, trust: bool = False,
+    batch_size: int | None = None, progress: Progress | None = None, **settings: Any,
 ) -> HeatMaps:
-    """Grad-CAM heat maps: where in each image ``layer`` found evidence for a class.
+    """Class activation maps: where in each image ``layer`` found evidence for a class.
 
     ``class_index``: one class for every image, one per image, or None for each
     image's predicted class; ``layer``: a convolution layer (default: the last
-    one, nested bases included); ``method``: "gradcam" or "gradcam++". One
-    forward and one backward pass for the whole batch.
+    one, nested bases included); ``method``: any class activation map of
+    ``actviz.methods.METHOD_INFO`` ("gradcam", "gradcam++", "hirescam",
+    "xgradcam", "layercam", "scorecam", "ablationcam", "eigencam"), with its
+    own ``settings`` (e.g. ``channels=16`` for Score-CAM). Grad-CAM takes one
+    forward and one backward pass for the whole batch; Score-CAM and
+    Ablation-CAM run the model many times, ``batch_size`` inputs a pass,
+    calling ``progress(done, total)`` after each (``False`` stops them with
+    ``Cancelled``). Pixel attributions and occlusion: ``actviz.explain``.
 
     >>> cams = actviz.grad_cam(model, "xray.jpg", class_index=1)   # doctest: +SKIP
     >>> cams.heatmap.shape, cams.overlay(0).shape                   # doctest: +SKIP
     ((1, 18, 18), (300, 300, 3))
+    >>> actviz.grad_cam(model, "xray.jpg", method="scorecam", channels=32)   # doctest: +SKIP
     """
+    info = method_info(method)
+    if info.family != "cam":
+        raise ChoiceError(
+            f"{info.title} is not a class activation map: it explains the input pixels, not a layer. "
+            f"Use actviz.explain(model, images, method='{method}')."
+        )
     opened = _opened(model, trust=trust, class_names=class_names)
     batch = to_batch(images, opened.probe, preprocess_as=preprocess)
-    cam = _grad_cam(opened.probe, batch.inputs, layer=layer, class_index=class_index, method=method)
+    cam = _explain(opened.probe, batch.inputs, method=method, layer=layer, class_index=class_index,
+                   batch_size=batch_size, progress=progress, **settings)
     return HeatMaps(
-        layer=cam.layer, method=cam.method, heatmap=cam.heatmap, raw=cam.raw, weights=cam.weights,
+        layer=cam.layer, method=cam.method, heatmap=cam.heatmap, raw=np.maximum(cam.raw, 0.0), weights=cam.weights,
         class_index=cam.class_index, probability=cam.probability, pixels=batch.pixels, names=batch.names,
         class_names=opened.class_names,
+    )
+
+
+def explain(
+    model: ModelLike, images: Any, method: str = "gradcam", class_index: int | Sequence[int] | None = None,
+    layer: str | int | None = None, *, checks: bool = False, preprocess: str = "auto",
+    class_names: Sequence[str] | None = None, trust: bool = False, seed: int = 0, batch_size: int | None = None,
+    progress: Progress | None = None, **settings: Any,
+) -> ExplanationMaps:
+    """Why the model gave each image's class, by any explanation method, with checks on request.
+
+    ``method``: one of ``actviz.methods.METHOD_NAMES``; ``actviz.method_table()``
+    lists them by family with a sentence each: class activation maps
+    ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam",
+    "ablationcam", "eigencam"), pixel attributions ("saliency", "smoothgrad",
+    "integrated-gradients", "gradient-x-input") and "occlusion".
+    ``class_index``: one class for every image, one per image, or None for each
+    image's predicted class; ``layer``: the convolution layer of a class
+    activation map (default: the last one; pixel methods take none).
+    ``settings``: the method's own options (``channels`` for Score-CAM;
+    ``samples``, ``noise`` for SmoothGrad; ``steps``, ``baseline`` for
+    Integrated Gradients; ``patch``, ``stride``, ``fill`` for occlusion); a
+    "black" baseline or fill is a black pixel under the images' preprocessing,
+    and ``seed`` seeds the noise and the checks' random weights.
+    ``checks``: also run the deletion/insertion curves, the model
+    randomisation and (Integrated Gradients) completeness; ``verdicts(i)`` then
+    says in plain words whether to trust each map. Methods that run the model
+    many times stack ``batch_size`` inputs a pass and call
+    ``progress(done, total)`` after each, first for the method, then for the
+    checks; ``False`` stops the work with ``Cancelled``.
+
+    >>> maps = actviz.explain(model, "xray.jpg", method="smoothgrad", samples=10)   # doctest: +SKIP
+    >>> maps.heatmap.shape, maps.caption(0)                                          # doctest: +SKIP
+    ((1, 300, 300), 'SmoothGrad, for class 1 (probability 97.0%): bright where ...')
+    >>> actviz.explain(model, "xray.jpg", method="gradcam", checks=True).verdicts(0)  # doctest: +SKIP
+    """
+    from .attributions import black_input
+    from .checks import run_checks
+
+    info = method_info(method)
+    opened = _opened(model, trust=trust, class_names=class_names)
+    batch = to_batch(images, opened.probe, preprocess_as=preprocess)
+    black = black_input(batch.preprocessing.method, batch.inputs.shape[-1])  # "none" for float model inputs
+    options = dict(settings)
+    if "black" in info.settings:
+        options.setdefault("black", black)
+    if "seed" in info.settings:
+        options.setdefault("seed", seed)
+    result = _explain(opened.probe, batch.inputs, method=method, class_index=class_index, layer=layer,
+                      batch_size=batch_size, progress=progress, **options)
+    found = None
+    if checks:
+        found = run_checks(opened.probe, batch.inputs, result, black=black, seed=seed, batch_size=batch_size, progress=progress)
+    return ExplanationMaps(
+        explanation=result, pixels=batch.pixels, names=batch.names, preprocessing=batch.preprocessing.note,
+        class_names=opened.class_names, checks=found,
     )
 
 

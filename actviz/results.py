@@ -4,7 +4,9 @@
 float32 (N, H, W, C); ``result["block1_conv1"]`` is the array, a grid shows
 itself as a picture (``_repr_png_``), the whole result as a table of layers
 with small grids (``_repr_html_``). ``HeatMaps`` (from ``actviz.grad_cam``)
-holds each image's heat map and shows them over the images.
+holds each image's heat map and shows them over the images. ``ExplanationMaps``
+(from ``actviz.explain``) holds one method's explanation of each image (any of
+``actviz.methods.METHOD_INFO``), with the checks' verdicts when they were run.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .checks import Checks
+    from .explanation import Explanation
 
 from .predictions import class_probabilities, is_probability
 from .render import FeatureGrid, feature_grid, png_bytes
@@ -223,3 +229,135 @@ class HeatMaps:
         classes = ", ".join(f"{self.label(i)} ({float(self.probability[i]):.1%})" for i in range(min(len(self), 4)))
         return f"HeatMaps({self.method} at {self.layer}, {len(self)} image{'s' if len(self) != 1 else ''}: {classes})"
 
+
+
+@dataclass
+class ExplanationMaps:
+    """Why the model gave each image's class, by one explanation method; batch-first.
+
+    ``explanation``: the package's ``Explanation`` (``raw`` signed map and
+    ``heatmap`` 0..1, both float32 (N, h, w) at the layer's size for a class
+    activation map or the input's size for pixel methods and occlusion;
+    ``class_index``, ``probability``, ``score``, ``weights``/``ranking`` for
+    class activation maps, ``attributions`` (N, H, W, C) for pixel methods);
+    its main fields read through this object too (``maps.heatmap``). ``pixels``:
+    uint8 (N, H, W, C) as the model saw them (None for float inputs);
+    ``checks``: the checks run on it (``actviz.explain(..., checks=True)``), or None.
+
+    >>> maps = actviz.explain(model, "xray.jpg", method="scorecam", checks=True)   # doctest: +SKIP
+    >>> maps.overlay(0).shape, maps.verdicts(0)[0]["check"]                        # doctest: +SKIP
+    ((300, 300, 3), 'deletion and insertion')
+    """
+
+    explanation: "Explanation"
+    pixels: np.ndarray | None
+    names: tuple
+    preprocessing: str
+    class_names: list | None = None
+    checks: "Checks | None" = None
+
+    @property
+    def method(self) -> str:
+        """The method's name, e.g. "scorecam" (see ``actviz.methods.METHOD_INFO``)."""
+        return self.explanation.method
+
+    @property
+    def layer(self) -> str | None:
+        """The convolution layer of a class activation map; None for pixel methods and occlusion."""
+        return self.explanation.layer
+
+    @property
+    def heatmap(self) -> np.ndarray:
+        """float32 (N, h, w) in 0..1: what is drawn over the image."""
+        return self.explanation.heatmap
+
+    @property
+    def raw(self) -> np.ndarray:
+        """float32 (N, h, w): the signed map in its own units, before display scaling."""
+        return self.explanation.raw
+
+    @property
+    def class_index(self) -> np.ndarray:
+        """int64 (N,): the class explained for each image."""
+        return self.explanation.class_index
+
+    @property
+    def probability(self) -> np.ndarray:
+        """float32 (N,): the model's probability for that class."""
+        return self.explanation.probability
+
+    @property
+    def score(self) -> np.ndarray:
+        """float32 (N,): the class score (logit) explained."""
+        return self.explanation.score
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """The model's first output (N, ...)."""
+        return self.explanation.predictions
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """float32 (N, C): each channel's weight (class activation maps only)."""
+        return self.explanation.weights
+
+    @property
+    def ranking(self) -> np.ndarray | None:
+        """int64 (N, C): channels by their share of the map, largest first (class activation maps only)."""
+        return self.explanation.ranking
+
+    @property
+    def attributions(self) -> np.ndarray | None:
+        """float32 (N, H, W, C): one value per colour channel (pixel methods only)."""
+        return self.explanation.attributions
+
+    def __len__(self) -> int:
+        return len(self.explanation)
+
+    @property
+    def title(self) -> str:
+        """The method's name for people, e.g. "Score-CAM"."""
+        from .methods import METHOD_INFO
+
+        return METHOD_INFO[self.explanation.method].title
+
+    def overlay(self, image: int = 0, *, opacity: float = 0.45) -> np.ndarray:
+        """The display map over the image: uint8 (H, W, 3)."""
+        if self.pixels is None:
+            raise ValueError("The images were given as float model inputs, so there are no pixels to draw the map over.")
+        return self.explanation.overlay(self.pixels[image], image, opacity=opacity)
+
+    def label(self, image: int = 0) -> str:
+        """The name of the class explained for image ``image``."""
+        from .predictions import class_labels
+
+        index = int(self.explanation.class_index[image])
+        return class_labels(index + 1, self.class_names)[index]
+
+    def caption(self, image: int = 0) -> str:
+        """One plain sentence: the method, the layer, the class, how sure the model is, how to read the colours."""
+        return self.explanation.caption(image, self.class_names)
+
+    def verdicts(self, image: int = 0) -> list[dict]:
+        """The checks' verdicts for image ``image``: dicts with ``check``, ``passed`` (True, False or
+        None) and ``sentence``; empty when no checks were run."""
+        return [] if self.checks is None else self.checks.verdicts(image)
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the maps over the images, side by side (or the bare maps)."""
+        from .figures import picture_png, tile_images
+
+        if self.pixels is not None:
+            pictures = np.stack([self.overlay(i) for i in range(len(self))])
+        else:
+            from .render import palette
+
+            pictures = np.stack([palette("jet")[(self.explanation.at_input_size(i) * 254).astype(np.uint8)] for i in range(len(self))])
+        zoom = max(1, 160 // max(pictures.shape[1:3]))
+        return picture_png(tile_images(pictures, per_row=min(4, len(pictures)), gap=4, zoom=zoom))
+
+    def __repr__(self) -> str:
+        where = f" at {self.explanation.layer}" if self.explanation.layer else ""
+        classes = ", ".join(f"{self.label(i)} ({float(self.explanation.probability[i]):.1%})" for i in range(min(len(self), 4)))
+        checked = "; checked" if self.checks is not None else ""
+        return f"ExplanationMaps({self.explanation.method}{where}, {len(self)} image{'s' if len(self) != 1 else ''}: {classes}{checked})"

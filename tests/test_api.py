@@ -2,6 +2,7 @@
 checked against plain Keras on the same model."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -180,3 +181,95 @@ def _png(grey):
     buffer = io.BytesIO()
     Image.fromarray(grey).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+# --- actviz.explain and the methods behind actviz.grad_cam ---------------------------------
+
+CHEAP = {"smoothgrad": {"samples": 3}, "integrated-gradients": {"steps": 4}, "occlusion": {"patch": 4}}
+
+
+def test_explain_any_method_equals_the_package_call(flat_model, pixels):
+    from actviz.explain import explain as core
+    from actviz.methods import METHOD_INFO, METHOD_NAMES
+
+    assert actviz.explain is actviz.api.explain and core is not actviz.explain  # the module stays importable by name
+    probe = actviz.open_model(flat_model).probe
+    inputs = pixels[:2].astype(np.float32) / 255.0
+    for method in METHOD_NAMES:
+        settings = CHEAP.get(method, {})
+        maps = actviz.explain(flat_model, pixels[:2], method, class_index=[1, 2], class_names=["cat", "dog", "bird"], **settings)
+        extra = {key: value for key, value in (("black", 0.0), ("seed", 0)) if key in METHOD_INFO[method].settings}
+        want = core(probe, inputs, method=method, class_index=[1, 2], **settings, **extra)
+        np.testing.assert_allclose(maps.raw, want.raw, rtol=1e-4, atol=1e-6, err_msg=method)
+        np.testing.assert_allclose(maps.heatmap, want.heatmap, rtol=1e-4, atol=1e-5, err_msg=method)
+        assert maps.method == method and maps.class_index.tolist() == [1, 2] and maps.label(1) == "bird"
+        assert maps.layer == ("conv_2" if METHOD_INFO[method].family == "cam" else None)
+        assert maps.overlay(1).shape == (8, 8, 3) and maps._repr_png_().startswith(b"\x89PNG")
+        assert maps.caption(0).startswith(METHOD_INFO[method].title) and "for dog (probability" in maps.caption(0)
+        assert maps.verdicts(0) == [] and maps.checks is None and repr(maps).startswith(f"ExplanationMaps({method}")
+        np.testing.assert_array_equal(maps.pixels, pixels[:2])
+
+
+def test_explain_black_follows_the_preprocessing(flat_model, pixels):
+    from actviz.explain import explain as core
+
+    probe = actviz.open_model(flat_model).probe
+    inputs = pixels[:1].astype(np.float32) / 127.5 - 1.0  # "tf": black is -1, not 0
+    maps = actviz.explain(flat_model, pixels[:1], "integrated-gradients", preprocess="tf", steps=4)
+    want = core(probe, inputs, method="integrated-gradients", steps=4, black=np.full(3, -1.0, np.float32))
+    np.testing.assert_allclose(maps.raw, want.raw, rtol=1e-4, atol=1e-6)
+    zero = core(probe, inputs, method="integrated-gradients", steps=4, black=0.0)
+    assert not np.allclose(maps.raw, zero.raw, atol=1e-6)  # a baseline of grey would give another answer
+
+
+def test_grad_cam_takes_every_class_activation_map(flat_model, pixels):
+    from actviz.explain import explain as core
+    from actviz.explain import grad_cam as core_grad_cam
+    from actviz.methods import METHOD_INFO
+
+    probe = actviz.open_model(flat_model).probe
+    inputs = pixels[:2].astype(np.float32) / 255.0
+    cams = [name for name, info in METHOD_INFO.items() if info.family == "cam"]
+    assert len(cams) == 8
+    for method in cams:
+        maps = actviz.grad_cam(flat_model, pixels[:2], class_index=[0, 2], method=method)
+        want = core(probe, inputs, method=method, class_index=[0, 2])
+        assert maps.method == method and maps.layer == "conv_2" and maps.weights.shape == (2, 20)
+        np.testing.assert_allclose(maps.heatmap, want.heatmap, rtol=1e-4, atol=1e-5, err_msg=method)
+        np.testing.assert_allclose(maps.raw, np.maximum(want.raw, 0.0), rtol=1e-4, atol=1e-6, err_msg=method)
+    for method in ("gradcam", "gradcam++"):  # the same values as the package's own grad_cam
+        old = core_grad_cam(probe, inputs, class_index=[0, 2], method=method)
+        new = actviz.grad_cam(flat_model, pixels[:2], class_index=[0, 2], method=method)
+        for field in ("heatmap", "raw", "weights", "probability"):
+            np.testing.assert_allclose(getattr(new, field), getattr(old, field), rtol=1e-5, atol=1e-7)
+    fast = actviz.grad_cam(flat_model, pixels[:1], method="scorecam", channels=4)
+    assert fast.heatmap.shape == (1, 4, 4)
+    with pytest.raises(ChoiceError, match=r"explains the input pixels.*actviz.explain\(model, images, method='saliency'\)"):
+        actviz.grad_cam(flat_model, pixels[:1], method="saliency")
+    with pytest.raises(ChoiceError, match=re.escape("Unknown explanation method 'gradcam+'")):
+        actviz.grad_cam(flat_model, pixels[:1], method="gradcam+")
+    with pytest.raises(ChoiceError, match="Grad-CAM has no setting 'steps'"):
+        actviz.grad_cam(flat_model, pixels[:1], steps=3)
+
+
+def test_explain_checks_progress_cancel_and_float_inputs(flat_model, pixels):
+    from actviz.errors import Cancelled
+
+    seen = []
+    maps = actviz.explain(flat_model, pixels[:1], "occlusion", patch=4, checks=True, batch_size=2,
+                          progress=lambda done, total: seen.append((done, total)))
+    assert [v["check"] for v in maps.verdicts(0)] == ["deletion and insertion", "model randomisation"]
+    assert all(v["sentence"].endswith(".") and v["passed"] in (True, False, None) for v in maps.verdicts(0))
+    assert maps.checks.curves.deletion.shape == (1, 33) and len(maps.checks.randomisation.layers) == 3
+    assert seen[:2] == [(2, 4), (4, 4)]  # the method's passes: four patches, two a pass
+    checked = [done for done, total in seen[2:] if total == 1000]  # then the checks', from 0 to 1000
+    assert len(checked) == len(seen) - 2 and checked == sorted(checked) and checked[-1] == 1000
+    assert "; checked)" in repr(maps)
+    integrated = actviz.explain(flat_model, pixels[:1], "integrated-gradients", steps=4, checks=True)
+    assert [v["check"] for v in integrated.verdicts(0)][-1] == "completeness"
+    with pytest.raises(Cancelled):
+        actviz.explain(flat_model, pixels[:1], "smoothgrad", samples=4, batch_size=1, progress=lambda done, total: False)
+    floats = actviz.explain(flat_model, pixels[:2].astype(np.float32) / 255.0, "saliency")
+    assert floats.pixels is None and floats.heatmap.shape == (2, 8, 8) and floats._repr_png_().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="no pixels"):
+        floats.overlay(0)
