@@ -813,7 +813,8 @@ def _summary_ui(page: Page, chosen: DataSet) -> Summary | None:
     gradcam = left.toggle("Also where the model looks (Grad-CAM)", value=True, key="dataset_gradcam",
                           help="Average heat maps per class and per kind of mistake. Costs a backward pass per batch: about twice the time.")
     right.caption(f"{_md(source.describe())}" + (f" {_md(note)}" if note else ""))
-    settings = {"gradcam": gradcam, "preprocessing": page.method, "classes": page.class_names, "images": limits.dataset_images}
+    requested = st.session_state.get("preprocess", "auto")  # "auto" is resolved (and said so) by the pass itself
+    settings = {"gradcam": gradcam, "preprocessing": requested, "classes": page.class_names, "images": limits.dataset_images}
     key = cache_key(page.opened, source, **settings)
     summary = server().summaries.peek(key)
     if summary is not None:
@@ -823,11 +824,13 @@ def _summary_ui(page: Page, chosen: DataSet) -> Summary | None:
         return None
 
     def compute(report: Callable[[int, int], None]) -> Summary:
-        return summarize(page.opened, source, gradcam=gradcam, preprocessing=page.method, class_names=page.class_names,
+        return summarize(page.opened, source, gradcam=gradcam, preprocessing=requested, class_names=page.class_names,
                          indices=subset, progress=report)
 
-    return run_job("Running over the data set", lambda report: server().summaries.get(key, lambda: compute(report)),
-                   key="dataset", unit="images")
+    summary = run_job("Running over the data set", lambda report: server().summaries.get(key, lambda: compute(report)),
+                      key="dataset", unit="images")
+    st.session_state["_dataset"] = {"summary": summary, "source": source, "digest": page.opened.loaded.digest}
+    st.rerun()  # draw the result without the finished job's buttons
 
 
 def _dataset_overview(summary: Summary) -> None:
@@ -841,7 +844,8 @@ def _dataset_overview(summary: Summary) -> None:
     for note in facts["notes"]:
         st.caption(_md(note))
     if summary.skipped:
-        with st.expander(f"The {len(summary.skipped):,} files that were skipped, and why"):
+        count = len(summary.skipped)
+        with st.expander(f"The {count:,} file{'s' if count != 1 else ''} that {'were' if count != 1 else 'was'} skipped, and why"):
             st.dataframe([{"file": path, "reason": reason} for _, path, reason in summary.skipped[:500]], hide_index=True)
 
 
