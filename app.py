@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +23,13 @@ import streamlit as st
 
 from actviz import demo
 from actviz.compare import compare_maps, shared_range
-from actviz.errors import ActvizError, ModelFileError
+from actviz.dataset import Source, Summary, demo_digits, open_source, summarize
+from actviz.dataset.report import output_files, prediction_rows, top_image_rows
+from actviz.dataset.views import (
+    CAPTIONS, cache_key, cell_heatmaps, channel_ranking, class_heatmaps, confusion_rows, dead_channels, matching_source, mistakes,
+    overview, spread_subset, top_images, top_strip,
+)
+from actviz.errors import ActvizError, ChoiceError, ModelFileError
 from actviz.explain import METHODS, grad_cam
 from actviz.export import export_bundle, zip_bytes
 from actviz.figures import channel_picture, depth_chart, overlay, picture_png, tile_images
@@ -87,6 +94,8 @@ class Server:
     models: BoundedStore  # (file digest, trusted) -> OpenModel
     results: HeldResults  # (model, image, preprocessing, scope) -> Activations, while a visitor holds it
     patterns: BoundedStore  # (model, preprocessing, layer, targets, method, objective, steps) -> Patterns
+    summaries: BoundedStore  # (model, data set, settings) -> data set Summary
+    sources: BoundedStore  # ("zip", digest) or ("configured", path) -> (data set Source, bytes it holds)
 
 
 @st.cache_resource(show_spinner=False)
@@ -96,6 +105,8 @@ def server() -> Server:
         limits=limits, queue=JobQueue(limits.jobs), results=HeldResults(),
         models=BoundedStore(max_entries=3, max_bytes=1536 * 1024**2, size=lambda opened: 4 * sum(i.params for i in opened.probe.table if i.depth == 0)),
         patterns=BoundedStore(max_entries=32, max_bytes=64 * 1024**2, size=lambda p: p.images.nbytes + p.inputs.nbytes),
+        summaries=BoundedStore(max_entries=8, max_bytes=512 * 1024**2, size=lambda summary: summary.nbytes),
+        sources=BoundedStore(max_entries=4, max_bytes=1024**3, size=lambda held: held[1]),
     )
 
 
@@ -147,6 +158,17 @@ def depth_png(key: tuple, _stats: tuple) -> bytes:
     return depth_chart(list(_stats))
 
 
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def real_images_strip(key: tuple, _summary, _source, _probe):
+    """The crops of a channel's four strongest images of a data set, side by side (None: none readable)."""
+    return top_strip(_summary, _source, key[-2], key[-1], probe=_probe)
+
+
+def _summary_key(summary: Summary, layer: str, channel: int) -> tuple:
+    meta = summary.meta
+    return (meta.get("model_digest"), meta.get("fingerprint"), meta.get("preprocessing"), summary.count, layer, int(channel))
+
+
 def forward_pass(key: tuple, opened: OpenModel, batch, names: list[str], *, hold: str) -> Activations:
     """The predictions and feature maps for ``key``, shared with any visitor on the same image.
 
@@ -180,15 +202,23 @@ def queued(what: str, work: Callable[[], Any]) -> Any:
         note.empty()
 
 
-def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key: str) -> Any:
+def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key: str, unit: str = "steps") -> Any:
     """An expensive job with a progress bar and a Stop button: it waits its turn in the server's
     queue, and stops at the server's time limit, at a Stop, or at any other choice (each reruns the
     page, which ends the job at its next step)."""
     st.button("Stop", key=f"stop_{key}", help="Stop this computation.")
     bar = st.progress(0.0, text=f"{what} ...")
+    started: list[float] = []
 
     def step(done: int, total: int) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{what}: step {done} of {total}")
+        if not started:
+            started.append(time.monotonic())
+        words = f"{what}: {done:,} of {total:,} {unit}"
+        seconds = time.monotonic() - started[0]
+        if done and seconds > 1:
+            rate = done / seconds
+            words += f" · {rate:,.1f} {unit}/s · about {max(0.0, (total - done) / rate):,.0f} s left"
+        bar.progress(min(1.0, done / max(total, 1)), text=words)
 
     try:
         return queued(what, lambda: work(with_deadline(step, server().limits.job_seconds, what=what)))
@@ -514,6 +544,12 @@ def channel_view(page: Page) -> None:
     right.metric("Highest value", f"{values.high:.4g}")
     right.metric("Share of zeros", f"{values.zeros:.0%}")
     right.caption("Bright areas are where this filter's pattern is in the image. All one colour: the filter found nothing.")
+    held = _held_summary(page)
+    if held is not None and layer in held[0].layout.names:
+        right.button("The images of the data set that excite this channel most", key="channel_to_dataset",
+                     on_click=_show_dataset_channel, args=(layer, channel))
+    else:
+        right.caption("Run the model over a data set ('Across a data set') to see the images that excite this channel most.")
 
 
 def _show_channel(layer: str, channel: int) -> None:
@@ -589,6 +625,7 @@ def filters_view(page: Page) -> None:
             st.info("Press the button to make the pictures. Choosing something else stops the computation.")
         return
     captions = patterns.captions()
+    held = _held_summary(page)
     columns = st.columns(min(4, len(patterns)))
     for index in range(len(patterns)):
         column = columns[index % len(columns)]
@@ -599,7 +636,13 @@ def filters_view(page: Page) -> None:
         if layer == first and objective != "class":
             column.image(tile_images(kernels[patterns.targets[index]:patterns.targets[index] + 1], zoom=max(1, 48 // kernels.shape[1])),
                          caption="its kernel (the filter itself)")
+        if held is not None and held[1] is not None and objective != "class" and layer in held[0].layout.names:
+            strip = real_images_strip(_summary_key(held[0], layer, patterns.targets[index]), held[0], held[1], page.opened.probe)
+            if strip is not None:
+                column.image(strip, caption="the real images that excite it most (from the data set view)", width="stretch")
     st.caption(_md(patterns.note()))
+    if held is None and objective != "class":
+        st.caption("Run the model over a data set ('Across a data set') to see, beside each picture, the real images that excite the filter most.")
 
 
 #: What a pattern is made to excite, in words.
@@ -679,6 +722,245 @@ def compare_view(page: Page) -> None:
     right.image(channel_picture(b, cmap=page.cmap, size=320, title=f"Second image, channel {channel}", value_range=scale))
 
 
+# --- across a data set -------------------------------------------------------------------
+
+
+@dataclass
+class DataSet:
+    """The data set a visitor chose: its name in words, how to open it (None: a saved summary),
+    and the saved summary if one was opened."""
+
+    label: str
+    source: Source | None = None
+    summary: Summary | None = None
+
+
+def _held_source(key: tuple, open_it: Callable[[], tuple[Source, int]]) -> Source:
+    return server().sources.get(key, open_it)[0]
+
+
+def data_ui(page: Page) -> DataSet | None:
+    """Where the images come from: the demo digits, the operator's data set, a ZIP, or a saved summary."""
+    configured = _setting("ACTVIZ_DATASET")
+    options = (["Demo: 1,000 handwritten digits"] if page.choice.origin == "demo" else []) + (["The data set of this server"] if configured else [])
+    options += ["Upload a ZIP of images", "Open a saved summary"]
+    kind = st.radio("Images", options, key="dataset_source", horizontal=True,
+                    help="A ZIP holds a folder of images, with one subfolder per class (like test/NORMAL, test/PNEUMONIA) or none.")
+    limit = server().limits.upload_mb
+    if kind.startswith("Demo"):
+        return DataSet("the 1,000 demo digits (held out from the demo model's training)", _held_source(("demo",), lambda: (demo_digits(), 0)))
+    if kind == "The data set of this server":
+        return DataSet(f"the data set of this server ({_md(Path(configured).name)})",
+                       _held_source(("configured", configured), lambda: (open_source(configured), 0)))
+    if kind == "Upload a ZIP of images":
+        upload = st.file_uploader(f"A ZIP of images (up to {limit} MB)", type=["zip"], key="dataset_zip")
+        held = st.session_state.get("_dataset_zip")
+        if upload is not None:
+            if upload.size > limit * 1024**2:
+                raise ChoiceError(f"The ZIP is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
+            data = upload.getvalue()
+            held = {"key": ("zip", file_digest(data)), "label": upload.name}
+            st.session_state["_dataset_zip"] = held
+            return DataSet(f"{_md(upload.name)}", _held_source(held["key"], lambda: (open_source(data), len(data))))
+        if held is not None and held["key"] in server().sources:
+            return DataSet(f"{_md(held['label'])}", server().sources.peek(held["key"])[0])
+        st.info("Upload a ZIP of a folder of images. Files that are not images are skipped and listed.")
+        return None
+    upload = st.file_uploader("A summary saved by this page or by `actviz dataset` (summary.npz)", type=["npz"], key="dataset_summary")
+    if upload is None:
+        st.info("Open a summary saved earlier to see it again without running the model over the images.")
+        return None
+    if upload.size > limit * 1024**2:
+        raise ChoiceError(f"The summary file is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
+    summary = Summary.load(upload.getvalue())
+    offered = [demo_digits()] + ([server().sources.peek(("configured", configured))[0]] if ("configured", configured) in server().sources else [])
+    return DataSet(f"the summary {_md(upload.name)}", matching_source(summary, offered), summary)
+
+
+def dataset_view(page: Page) -> None:
+    st.caption(
+        "Everything else on this page is about one image. Here the model runs once over a whole folder of images, and "
+        "what it learned is summed up: which images excite each channel most, which channels tell the classes apart, "
+        "where the model looks on average, and which images it gets wrong while being sure of itself."
+    )
+    chosen = data_ui(page)
+    if chosen is None:
+        return
+    summary = chosen.summary or _summary_ui(page, chosen)
+    if summary is None:
+        return
+    matches = summary.meta.get("model_digest") == page.opened.loaded.digest
+    source = chosen.source if matches else None
+    st.session_state["_dataset"] = {"summary": summary, "source": source, "digest": summary.meta.get("model_digest")}
+    if not matches:
+        st.warning(f"This summary was made with another model ({_md(summary.meta.get('model', 'unknown'))}); the pictures "
+                   "that need the model (top images, mistakes) are left out. Choose that model in the sidebar to see them.")
+    elif source is None:
+        st.caption("The images this summary was made from are not here, so its tables and heat maps are shown without the images.")
+    _dataset_overview(summary)
+    sections = {"Channels": _dataset_channels, "Where the model looks": _dataset_heatmaps,
+                "Mistakes": _dataset_mistakes, "Dead channels": _dataset_dead, "Download": _dataset_download}
+    section = st.radio("Show", list(sections), key="dataset_section", horizontal=True)
+    sections[section](page, summary, source)
+
+
+def _summary_ui(page: Page, chosen: DataSet) -> Summary | None:
+    """The summary of the chosen data set: from the shared store, or computed on request."""
+    limits = server().limits
+    source = chosen.source
+    subset, note = spread_subset(len(source), limits.dataset_images)
+    left, right = st.columns([2, 3])
+    gradcam = left.toggle("Also where the model looks (Grad-CAM)", value=True, key="dataset_gradcam",
+                          help="Average heat maps per class and per kind of mistake. Costs a backward pass per batch: about twice the time.")
+    right.caption(f"{_md(source.describe())}" + (f" {_md(note)}" if note else ""))
+    requested = st.session_state.get("preprocess", "auto")  # "auto" is resolved (and said so) by the pass itself
+    settings = {"gradcam": gradcam, "preprocessing": requested, "classes": page.class_names, "images": limits.dataset_images}
+    key = cache_key(page.opened, source, **settings)
+    summary = server().summaries.peek(key)
+    if summary is not None:
+        return summary
+    if not st.button("Run the model over these images", key="dataset_go", type="primary"):
+        st.info(f"Press the button to run the model over {chosen.label}. Choosing something else stops the run.")
+        return None
+
+    def compute(report: Callable[[int, int], None]) -> Summary:
+        return summarize(page.opened, source, gradcam=gradcam, preprocessing=requested, class_names=page.class_names,
+                         indices=subset, progress=report)
+
+    summary = run_job("Running over the data set", lambda report: server().summaries.get(key, lambda: compute(report)),
+                      key="dataset", unit="images")
+    st.session_state["_dataset"] = {"summary": summary, "source": source, "digest": page.opened.loaded.digest}
+    st.rerun()  # draw the result without the finished job's buttons
+
+
+def _dataset_overview(summary: Summary) -> None:
+    facts = overview(summary)
+    columns = st.columns(4)
+    columns[0].metric("Images", f"{facts['images']:,}")
+    columns[1].metric("Answered right", "no labels" if facts["accuracy"] is None else f"{facts['accuracy']:.1%}")
+    columns[2].metric("Classes", len(facts["classes"]))
+    columns[3].metric("Files skipped", f"{facts['skipped']:,}")
+    st.markdown(_md(facts["text"]))
+    for note in facts["notes"]:
+        st.caption(_md(note))
+    if summary.skipped:
+        count = len(summary.skipped)
+        with st.expander(f"The {count:,} file{'s' if count != 1 else ''} that {'were' if count != 1 else 'was'} skipped, and why"):
+            st.dataframe([{"file": path, "reason": reason} for _, path, reason in summary.skipped[:500]], hide_index=True)
+
+
+def _dataset_channels(page: Page, summary: Summary, source: Source | None) -> None:
+    st.caption(_md(CAPTIONS["channels"]))
+    layers = summary.layout.names
+    if st.session_state.get("dataset_layer") not in layers:
+        st.session_state["dataset_layer"] = layers[-1]
+    layer = st.selectbox("Layer", layers, key="dataset_layer")
+    orders = {"selectivity": "how well it tells the classes apart", "activity": "how strongly it responds", "channel": "channel number"}
+    if not summary.labelled:
+        orders.pop("selectivity")
+    order = st.radio("Rank channels by", list(orders), format_func=orders.get, key="dataset_order", horizontal=True)
+    rows = channel_ranking(summary, layer, order=order)
+    st.dataframe([{
+        "channel": r["channel"], "selectivity": r["selectivity"], "most for": r["selective_for"], "average": r["mean"],
+        "active on": f"{r['active_fraction']:.0%}", "highest": r["peak"], "dead": "dead" if r["dead"] else "",
+    } for r in rows], hide_index=True, height=240)
+    ranked = [r["channel"] for r in rows]
+    words = {r["channel"]: r for r in rows}
+    channel = st.selectbox(
+        "Channel", ranked, key=f"dataset_channel_{layer}",
+        format_func=lambda c: f"channel {c}" + (f" (selectivity {words[c]['selectivity']:.2f}, most for {words[c]['selective_for']})"
+                                                 if words[c]["selectivity"] is not None and words[c]["selective_for"] else ""),
+    )
+    if layer in page.result.maps:
+        st.button("Show this channel on the image chosen in the sidebar", key="dataset_to_channel", on_click=_show_channel, args=(layer, channel))
+    if words[channel]["dead"]:
+        st.info(f"Channel {channel} of {_md(layer)} is dead: it gave the same value on every image, so no image excites it.")
+        return
+    if source is None:
+        st.dataframe([row for row in top_image_rows(summary, [layer]) if row["channel"] == channel], hide_index=True)
+        return
+    st.markdown(f"**The images that excite channel {channel} of {_md(layer)} most**")
+    st.caption(_md(CAPTIONS["top_images"]))
+    with st.spinner("Finding where the channel responds on its top images ..."):
+        tops = top_images(summary, source, layer, channel, probe=page.opened.probe, size=160)
+    columns = st.columns(3)
+    for n, entry in enumerate(tops):
+        with columns[n % 3]:
+            both = st.columns(2)
+            both[0].image(entry["activation"], caption=_md(entry["caption"]), width="stretch")
+            both[1].image(entry["crop"], caption="what the channel sees there", width="stretch")
+
+
+def _dataset_heatmaps(page: Page, summary: Summary, source: Source | None) -> None:
+    st.caption(_md(CAPTIONS["heatmaps"]))
+    classes = class_heatmaps(summary, size=192)
+    if not classes:
+        st.info("This summary was made without Grad-CAM. Run it again with 'Also where the model looks' switched on.")
+    else:
+        columns = st.columns(min(5, len(classes)))
+        for n, entry in enumerate(classes):
+            columns[n % len(columns)].image(entry["picture"], caption=_md(entry["caption"]), width="stretch")
+    rows = confusion_rows(summary)
+    if rows:
+        st.markdown("**Answers for each true class** (the diagonal counts the right answers)")
+        st.caption(_md(CAPTIONS["confusion"]))
+        st.dataframe([{**row, "right": f"{row['right']:.1%}"} for row in rows], hide_index=True)
+    cells = cell_heatmaps(summary, size=128) if classes else []
+    if cells:
+        st.markdown("**Where the model looks when it makes each kind of mistake**")
+        columns = st.columns(6)
+        for n, entry in enumerate(cells[:12]):
+            columns[n % 6].image(entry["picture"], caption=_md(entry["caption"]), width="stretch")
+
+
+def _dataset_mistakes(page: Page, summary: Summary, source: Source | None) -> None:
+    st.caption(_md(CAPTIONS["mistakes"]))
+    if not summary.labelled:
+        st.info("The images have no labels, so the model's mistakes are unknown.")
+        return
+    if source is None:
+        st.dataframe([r for r in prediction_rows(summary) if r["label"] and r["label"] != r["predicted"]][:100], hide_index=True)
+        return
+    with st.spinner("Looking at the mistakes ..."):
+        wrong = mistakes(summary, source, probe=page.opened.probe, limit=12)
+    if not wrong:
+        st.success("The model answered every labelled image right.")
+        return
+    columns = st.columns(4)
+    for n, entry in enumerate(wrong):
+        columns[n % 4].image(entry["overlay"] if entry["overlay"] is not None else entry["picture"], caption=_md(entry["caption"]), width="stretch")
+
+
+def _dataset_dead(page: Page, summary: Summary, source: Source | None) -> None:
+    st.caption(_md(CAPTIONS["dead"]))
+    st.dataframe([{**row, "share": f"{row['share']:.0%}"} for row in dead_channels(summary)], hide_index=True)
+
+
+def _dataset_download(page: Page, summary: Summary, source: Source | None) -> None:
+    st.caption("The summary reopens here (Open a saved summary) and with `actviz dataset --summary`. The tables are what "
+               "`actviz dataset` writes: top images, channels, predictions, skipped files and the mean heat maps.")
+    left, right = st.columns(2)
+    left.download_button("The summary (summary.npz)", data=summary.to_bytes, file_name="summary.npz", on_click="ignore", key="dataset_npz")
+    right.download_button("Tables and heat maps (ZIP)", data=lambda: zip_bytes(output_files(summary)), file_name="actviz_dataset.zip",
+                          mime="application/zip", on_click="ignore", key="dataset_tables")
+
+
+def _show_dataset_channel(layer: str, channel: int) -> None:
+    """Callback: open the data set view on this layer and channel."""
+    st.session_state["view"] = "Across a data set"
+    st.session_state["dataset_section"] = "Channels"
+    st.session_state["dataset_layer"] = layer
+    st.session_state[f"dataset_channel_{layer}"] = channel
+
+
+def _held_summary(page: Page) -> tuple[Summary, Source | None] | None:
+    """The data set summary this visitor looked at last, if it was made with this model."""
+    held = st.session_state.get("_dataset")
+    if held is None or held["digest"] != page.opened.loaded.digest:
+        return None
+    return held["summary"], held["source"]
+
+
 def statistics_view(page: Page) -> None:
     ordered = list(page.stats.values())
     st.caption(
@@ -724,6 +1006,7 @@ VIEWS: dict[str, Callable[[Page], None]] = {
     "Why this answer": why_view,
     "What filters look for": filters_view,
     "Compare two images": compare_view,
+    "Across a data set": dataset_view,
     "Layer statistics": statistics_view,
     "Model": model_view,
 }

@@ -331,3 +331,76 @@ def test_streamlit_cannot_clear_the_keras_session_but_other_callers_can(app):
     assert keras.backend.get_uid("actviz_test") == first + 1  # Streamlit's call was skipped: nothing reset
     keras.backend.clear_session()
     assert keras.backend.get_uid("actviz_test") == 1  # anyone else's call cleared the session
+
+
+def _demo_answers():
+    """The demo model's accuracy on the demo digits and the index of its most confident mistake,
+    computed with plain Keras, Pillow and numpy."""
+    import keras
+    import numpy as np
+
+    from actviz import demo
+    from actviz.dataset.sources import demo_arrays
+
+    from PIL import Image
+
+    images, labels = demo_arrays()
+    model = keras.saving.load_model(demo.MODEL, compile=False)
+    size = model.input_shape[1:3]
+    big = np.stack([np.asarray(Image.fromarray(np.asarray(i, np.uint8).reshape(28, 28)).resize(size[::-1], Image.Resampling.BILINEAR)) for i in images])
+    scores = model.predict(big[..., None].astype("float32") / 255.0, verbose=0, batch_size=250)
+    wrong = np.nonzero(scores.argmax(axis=1) != labels)[0]
+    sure = scores[wrong].max(axis=1)
+    return float((scores.argmax(axis=1) == labels).mean()), {int(i) for i in wrong[sure >= sure.max() - 1e-5]}
+
+
+def test_dataset_view_runs_over_the_demo_digits_and_links_with_the_channel_view(app):
+    at = app.run()
+    at.session_state["view"] = "Across a data set"
+    at.run()
+    assert not at.exception and not at.error
+    assert at.radio(key="dataset_source").value.startswith("Demo")
+    assert not at.metric  # nothing computed before the visitor asks
+    at.button(key="dataset_go").click().run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    accuracy, worst = _demo_answers()
+    assert metrics["Images"] == "1,000"
+    assert metrics["Answered right"] == f"{accuracy:.1%}"
+    assert "excite" in _texts(at) or "channel" in _texts(at).lower()
+    # channels: the top images of the chosen channel, each with its receptive-field crop
+    layer = at.selectbox(key="dataset_layer").value
+    channel = at.selectbox(key=f"dataset_channel_{layer}").value
+    assert len(at.image) >= 2 * 9
+    at.button(key="dataset_to_channel").click().run()
+    assert at.session_state["view"] == "One channel"
+    assert at.selectbox(key="channel_layer").value == layer and at.selectbox(key=f"channel_{layer}").value == channel
+    # ... and back from the one-channel view to the data set
+    at.button(key="channel_to_dataset").click().run()
+    assert at.session_state["view"] == "Across a data set" and at.radio(key="dataset_section").value == "Channels"
+    for section in ["Where the model looks", "Mistakes", "Dead channels", "Download"]:
+        at.radio(key="dataset_section").set_value(section).run()
+        assert not at.exception and not at.error, section
+        if section == "Where the model looks":
+            assert len(at.image) >= 10 and at.dataframe  # a mean heat map per digit and the answers per class
+        if section == "Mistakes":
+            from actviz.dataset import demo_digits
+
+            assert len(at.image) == 1 + 12  # the input image, then the twelve most confident mistakes with their heat maps
+            assert _read(at.image[1].proto.imgs[0].caption).split(":")[0] in {demo_digits().paths[i] for i in worst}
+
+
+def test_dataset_summary_is_shared_with_the_next_visitor(app):
+    """A second visitor on the same model and data set sees the stored summary without running it again."""
+    first = app.run()
+    first.session_state["view"] = "Across a data set"
+    first.run()
+    if not first.metric:
+        first.button(key="dataset_go").click().run()
+    assert {m.label: m.value for m in first.metric}["Images"] == "1,000"
+    second = AppTest.from_file(APP, default_timeout=180)
+    second.session_state["view"] = "Across a data set"
+    second.run()
+    assert not second.exception and not second.error
+    assert {m.label: m.value for m in second.metric}["Images"] == "1,000"
+    assert not [b for b in second.button if b.key == "dataset_go"]

@@ -1,6 +1,7 @@
 """One real-browser test: `streamlit run app.py`, opened in Debian's headless Chromium."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -136,3 +137,63 @@ def test_eight_concurrent_sessions_each_get_their_own_answer(server, tmp_path):
     time.sleep(2)
     after = _rss_mb(pid)
     assert after < before + 400, (before, after)
+
+
+def _digits_zip(path: Path, count: int = 40) -> Path:
+    """A ZIP of demo digits as PNG files in one folder per class, plus one file that is not an image."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from actviz.dataset.sources import demo_arrays
+
+    images, labels = demo_arrays()
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in range(count):
+            buffer = io.BytesIO()
+            Image.fromarray(images[n].reshape(28, 28).astype("uint8")).save(buffer, format="PNG")
+            archive.writestr(f"digits/{int(labels[n])}/{n:04d}.png", buffer.getvalue())
+        archive.writestr("digits/3/notes.png", b"not a picture")
+    return path
+
+
+def test_dataset_view_in_a_real_browser(server, tmp_path):
+    """The data set view: the demo digits run with a progress bar, then a ZIP upload with a broken
+    file (skipped and listed), then a saved summary reopened with its top images."""
+    from playwright.sync_api import sync_playwright
+
+    from actviz.dataset import summarize
+
+    saved = tmp_path / "summary.npz"
+    summarize(None, None, indices=range(100)).save(saved)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server}/?view=Across+a+data+set")
+            page.get_by_role("button", name="Run the model over these images").click(timeout=120_000)
+            page.get_by_text("Answered right").wait_for(timeout=300_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+            page.get_by_text("The images that excite channel").wait_for(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "dataset.png"), full_page=True)
+
+            page.get_by_text("Upload a ZIP of images").click()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(_digits_zip(tmp_path / "digits.zip")))
+            page.get_by_role("button", name="Run the model over these images").click(timeout=120_000)
+            page.get_by_text("The 1 file that was skipped, and why").wait_for(timeout=300_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "40"
+
+            page.get_by_text("Open a saved summary").click()
+            page.get_by_text("A summary saved by this page").wait_for(timeout=60_000)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(saved))
+            page.locator('[data-testid="stMetricValue"]').filter(has_text=re.compile("^100$")).wait_for(timeout=120_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            assert page.get_by_text("The images that excite channel").count() == 1  # the demo digits are here: pictures too
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        finally:
+            browser.close()
+    assert (tmp_path / "dataset.png").stat().st_size > 10_000

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -48,6 +49,8 @@ from .accumulate import EMPTY, Moments, Top, select
 FORMAT = 1
 #: Most classes for which the per-cell heat maps and the class average images are kept.
 MAX_CELL_CLASSES = 50
+#: Largest summary file ``Summary.load`` unpacks (bytes once decompressed): a saved summary may come from a stranger.
+MAX_SUMMARY_BYTES = 1024**3
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,16 @@ class Summary:
         its true class, or its predicted class when it has no label."""
         return np.where(self.label >= 0, self.label, self.predicted)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the summary's arrays (what a cache of summaries counts)."""
+        arrays = [self.index, self.label, self.predicted, self.confidence, self.mistakes.value, self.mistakes.image,
+                  *self.mistakes.extra.values(), *(a for a in (self.cam_class, self.cam_cell, self.class_pixels) if a is not None)]
+        for part in self.layers.values():
+            arrays += [part.top.value, part.top.image, *part.top.extra.values(), part.low, part.high, part.active,
+                       *vars(part.response).values(), *vars(part.by_class).values()]
+        return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
+
     def confusion(self) -> np.ndarray:
         """int64 (K, K): images of true class i predicted as class j (labelled images only)."""
         classes = len(self.layout.classes)
@@ -323,11 +336,14 @@ class Summary:
         if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
             raise DatasetError(f"There is no summary file at '{source}'.")
         try:
+            _check_unpacked_size(source)
             stored = np.load(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source, allow_pickle=False)
             with stored:
                 arrays = {key: stored[key] for key in stored.files}
             head = json.loads(arrays["head"].tobytes().decode())
-        except (OSError, ValueError, KeyError, EOFError) as exc:
+        except DatasetError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise DatasetError(f"This file is not a data set summary written by actviz ({' '.join(str(exc).split())[:160]}).") from None
         if head.get("format") != FORMAT:
             raise DatasetError(f"This summary was written in format {head.get('format')}; this actviz reads format {FORMAT}. Run the data set again.")
@@ -340,6 +356,20 @@ class Summary:
             mistakes=Top(arrays["mistakes/value"], arrays["mistakes/image"], {k: arrays[f"mistakes/{k}"] for k in ("label", "predicted")}),
             cam_class=arrays.get("cam_class"), cam_cell=arrays.get("cam_cell"), class_pixels=arrays.get("class_pixels"),
             skipped=tuple((int(i), p, r) for i, p, r in head["skipped"]), images=images, meta=head["meta"],
+        )
+
+
+def _check_unpacked_size(source) -> None:
+    """Refuse a summary file that would unpack to more than ``MAX_SUMMARY_BYTES`` (a ZIP bomb)."""
+    from .sources import DatasetError
+
+    with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as archive:
+        infos = archive.infolist()
+        total = sum(info.file_size for info in infos)
+    if len(infos) > 100_000 or total > MAX_SUMMARY_BYTES:
+        raise DatasetError(
+            f"This summary file would unpack to {total / 1024**2:,.0f} MB in {len(infos):,} parts; actviz opens summaries of "
+            f"at most {MAX_SUMMARY_BYTES // 1024**2:,} MB."
         )
 
 

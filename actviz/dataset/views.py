@@ -9,7 +9,7 @@ at most k images, never over the data set.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -65,6 +65,28 @@ def cache_key(opened: Any, source: Source, **settings: Any) -> str:
 
     text = json.dumps([opened.loaded.digest, source.fingerprint, sorted((k, repr(v)) for k, v in settings.items())])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def spread_subset(count: int, limit: int) -> tuple[np.ndarray | None, str]:
+    """At most ``limit`` of ``count`` images, spread evenly over the data set (so every class
+    folder keeps its share), and a note in words; (None, "") when all of them fit.
+
+    >>> spread_subset(10, 4)[0].tolist()
+    [0, 3, 6, 9]
+    """
+    if count <= limit:
+        return None, ""
+    chosen = np.unique(np.round(np.linspace(0, count - 1, limit)).astype(np.int64))
+    return chosen, (f"The data set has {count:,} images; this server summarises at most {limit:,} at a time, so "
+                    f"{len(chosen):,} of them, spread evenly over the data set, were used.")
+
+
+def matching_source(summary: Summary, candidates: Sequence[Source]) -> Source | None:
+    """The candidate data set a summary was made from (same files, labels, sizes and times), or
+    None. Only data sets the caller offers are considered: a summary file never makes actviz
+    open a location named inside it (it may come from a stranger)."""
+    wanted = summary.meta.get("fingerprint")
+    return next((source for source in candidates if wanted and source.fingerprint == wanted), None)
 
 
 def overview(summary: Summary) -> dict:
@@ -161,6 +183,15 @@ def top_images(summary: Summary, source: Source, layer: str, channel: int, *, pr
                        + (f" (a {label})" if label else ""),
         })
     return rows
+
+
+def top_strip(summary: Summary, source: Source, layer: str, channel: int, *, probe: Any, count: int = 4, size: int = 96) -> np.ndarray | None:
+    """The crops around the peaks of a channel's ``count`` strongest images, side by side (uint8
+    RGB), to show beside a picture made to excite the channel; None when none can be read."""
+    from ..figures import tile_images
+
+    tops = top_images(summary, source, layer, channel, probe=probe, size=size)[:count]
+    return tile_images(np.stack([entry["crop"] for entry in tops]), per_row=count) if tops else None
 
 
 def class_heatmaps(summary: Summary, *, size: int = 224) -> list[dict]:
