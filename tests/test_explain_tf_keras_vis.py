@@ -3,7 +3,8 @@ and vanilla Saliency, on a Keras 2 file written by tf_keras.
 
 tf-keras-vis works on tf.keras models; under Keras 3 it needs ``TF_USE_LEGACY_KERAS=1`` set before
 TensorFlow is imported, so it runs in a subprocess that writes the model file and its results.
-Skipped when tf-keras-vis (and its dependency ``Deprecated``) is not installed. Layers are named with
+requirements-dev.txt installs tf-keras-vis (and .ci/run tf_keras): a missing one fails here instead of
+skipping. Layers are named with
 ``seek_penultimate_conv_layer=False``: tf-keras-vis 0.8.7 on TensorFlow >= 2.16 recognises convolutions
 by Keras 3's class, so under tf_keras it finds none when asked to seek one.
 
@@ -24,10 +25,10 @@ import pytest
 from actviz.explain import explain
 from actviz.probe import Probe
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("tf_keras_vis") is None or importlib.util.find_spec("deprecated") is None,
-    reason="tf-keras-vis is not installed (pip install tf-keras-vis Deprecated)",
-)
+# Not imported here: under Keras 3 they run only in the subprocess below (TF_USE_LEGACY_KERAS=1).
+for _needed in ("tf_keras_vis", "deprecated", "tf_keras"):
+    if importlib.util.find_spec(_needed) is None:
+        raise ImportError(f"{_needed} is not installed; requirements-dev.txt and .ci/run install it")
 
 SCRIPT = textwrap.dedent("""
     import sys
