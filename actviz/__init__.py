@@ -4,6 +4,8 @@
     >>> maps = actviz.activations(model, "xray.jpg")   # a keras.Model, or a .keras / .h5 file  # doctest: +SKIP
     >>> maps.grid("block1_conv1")                      # every channel of a layer, as a picture  # doctest: +SKIP
     >>> actviz.grad_cam(model, "xray.jpg")             # where the model looked                  # doctest: +SKIP
+    >>> actviz.summarize(model, "chest_xray/test")     # one pass over a data set                # doctest: +SKIP
+    >>> actviz.feature_patterns(model, "block3_conv1", [0, 1, 2])  # what filters look for       # doctest: +SKIP
 
 Arrays in, arrays out; nothing here imports Streamlit, and importing actviz
 does not import TensorFlow (that happens when a model is first loaded).
@@ -11,7 +13,8 @@ does not import TensorFlow (that happens when a model is first loaded).
 
 __version__ = "0.3.0"
 
-from .api import activations, grad_cam
+from .api import activations, feature_patterns, grad_cam
+from .dataset import Source, Summary, open_source, summarize
 from .errors import (
     ActvizError, BudgetError, Cancelled, ChannelNotFoundError, ChoiceError, ClassNotFoundError, ImageError,
     LayerNotFoundError, ModelFileError, NothingToShowError, UnsafeModelError,
@@ -26,7 +29,7 @@ from .render import FeatureGrid, channel_levels, feature_grid, png_bytes, save_p
 from .stats import LayerStats, depth_summary, layer_stats
 
 __all__ = [
-    "__version__", "activations", "grad_cam", "FeatureMaps", "HeatMaps", "Batch", "to_batch",
+    "__version__", "activations", "grad_cam", "summarize", "open_source", "Source", "Summary", "feature_patterns", "FeatureMaps", "HeatMaps", "Batch", "to_batch",
     "ActvizError", "BudgetError", "Cancelled", "ChannelNotFoundError", "ChoiceError", "ClassNotFoundError",
     "ImageError", "LayerNotFoundError", "ModelFileError", "NothingToShowError", "UnsafeModelError",
     "fit_image", "open_image", "OpenModel", "open_model", "probe_for",
