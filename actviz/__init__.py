@@ -5,6 +5,8 @@
     >>> maps.grid("block1_conv1")                      # every channel of a layer, as a picture  # doctest: +SKIP
     >>> actviz.grad_cam(model, "xray.jpg")             # where the model looked                  # doctest: +SKIP
     >>> actviz.explain(model, "xray.jpg", method="occlusion", checks=True)   # any of 13 methods, checked  # doctest: +SKIP
+    >>> actviz.summarize(model, "chest_xray/test")     # one pass over a data set                # doctest: +SKIP
+    >>> actviz.feature_patterns(model, "block3_conv1", [0, 1, 2])  # what filters look for       # doctest: +SKIP
 
 Arrays in, arrays out; nothing here imports Streamlit, and importing actviz
 does not import TensorFlow (that happens when a model is first loaded).
@@ -16,7 +18,8 @@ is reached with ``from actviz.explain import ...`` (its ``explain`` takes a
 
 __version__ = "0.3.0"
 
-from .api import activations, explain, grad_cam
+from .api import activations, explain, feature_patterns, grad_cam
+from .dataset import Source, Summary, open_source, summarize
 from .errors import (
     ActvizError, BudgetError, Cancelled, ChannelNotFoundError, ChoiceError, ClassNotFoundError, ImageError,
     LayerNotFoundError, ModelFileError, NothingToShowError, UnsafeModelError,
@@ -32,8 +35,8 @@ from .render import FeatureGrid, channel_levels, feature_grid, png_bytes, save_p
 from .stats import LayerStats, depth_summary, layer_stats
 
 __all__ = [
-    "__version__", "activations", "grad_cam", "explain", "FeatureMaps", "HeatMaps", "ExplanationMaps", "Batch", "to_batch",
-    "FAMILIES", "METHOD_INFO", "METHOD_NAMES", "method_table",
+    "__version__", "activations", "grad_cam", "explain", "summarize", "open_source", "Source", "Summary", "feature_patterns",
+    "FeatureMaps", "HeatMaps", "ExplanationMaps", "Batch", "to_batch", "FAMILIES", "METHOD_INFO", "METHOD_NAMES", "method_table",
     "ActvizError", "BudgetError", "Cancelled", "ChannelNotFoundError", "ChoiceError", "ClassNotFoundError",
     "ImageError", "LayerNotFoundError", "ModelFileError", "NothingToShowError", "UnsafeModelError",
     "fit_image", "open_image", "OpenModel", "open_model", "probe_for",

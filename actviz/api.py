@@ -169,6 +169,34 @@ def explain(
     )
 
 
+def feature_patterns(
+    model: ModelLike, layer: str | int | None, targets: Sequence[int], *, method: str = "robust", objective: str = "channel",
+    steps: int | None = None, seed: int = 0, preprocess: str = "auto", trust: bool = False,
+    class_names: Sequence[str] | None = None, progress: Any = None,
+) -> Any:
+    """Pictures made to excite chosen channels of ``layer`` (or classes, with ``objective="class"``
+    and ``layer=None``), as ``featurevis.Patterns``: ``images`` uint8 (N, H, W, C), what each
+    reached, ``dead`` where no picture could be made, ``picture(i)`` and ``captions()``.
+
+    ``method``: "robust" (Fourier parameterisation, colour decorrelation and small random
+    shifts, scales and turns at each step: pictures people recognise) or "plain" (gradient
+    ascent on the pixels); ``objective``: "channel" (the channel's mean), "neuron" (its centre
+    position) or "class"; ``steps``; ``seed`` (the same seed gives the same pictures);
+    ``progress(done, total)``, returning False to stop (``Cancelled``).
+
+    >>> patterns = actviz.feature_patterns(model, "block3_conv1", [0, 1, 2, 3])   # doctest: +SKIP
+    >>> patterns.images.shape, patterns.captions()[0]                            # doctest: +SKIP
+    """
+    from .filters import find_patterns
+    from .preprocessing import choose_preprocessing
+
+    opened = _opened(model, trust=trust, class_names=class_names)
+    name = None if layer is None else opened.probe.layer(layer).name
+    scaling = choose_preprocessing(opened.probe, preprocess).method
+    return find_patterns(opened.probe, name, list(targets), method=method, objective=objective, steps=steps, seed=seed,
+                         preprocessing=scaling, class_names=opened.class_names, progress=progress)
+
+
 def _opened(model: ModelLike, *, trust: bool, class_names: Sequence[str] | None) -> OpenModel:
     """An OpenModel for ``model``: files are opened once per content (and trust), models in memory traced once."""
     if isinstance(model, OpenModel):

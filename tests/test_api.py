@@ -273,3 +273,18 @@ def test_explain_checks_progress_cancel_and_float_inputs(flat_model, pixels):
     assert floats.pixels is None and floats.heatmap.shape == (2, 8, 8) and floats._repr_png_().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="no pixels"):
         floats.overlay(0)
+
+
+def test_feature_patterns_takes_a_model_and_a_layer_by_number(keras):
+    """The notebook call opens the model itself; a layer given by table number names the same layer."""
+    inputs = keras.Input((32, 32, 1))
+    conv = keras.layers.Conv2D(2, 3, name="c", kernel_initializer="ones")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(conv)))
+    number = actviz.open_model(model).probe.layer("c").index
+    by_name = actviz.feature_patterns(model, "c", [0, 1], steps=4, seed=3)
+    by_number = actviz.feature_patterns(model, number, [0, 1], steps=4, seed=3)
+    assert by_name.layer == by_number.layer == "c"
+    assert by_name.images.shape == (2, 32, 32, 1)
+    np.testing.assert_array_equal(by_name.images, by_number.images)
+    # with all-ones kernels the channel's mean grows with the pixels: the picture ends brighter than it started
+    assert (by_name.activation > by_name.start).all()
