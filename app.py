@@ -30,20 +30,23 @@ from actviz.dataset.views import (
     overview, spread_subset, top_images, top_strip,
 )
 from actviz.errors import ActvizError, ChoiceError, ModelFileError
-from actviz.explain import METHODS, grad_cam
+from actviz.attributions import black_input
+from actviz.checks import run_checks
+from actviz.explain import explain
 from actviz.export import export_bundle, zip_bytes
 from actviz.figures import channel_picture, depth_chart, overlay, picture_png, tile_images
 from actviz.filters import find_patterns, first_layer_kernels
 from actviz.images import open_image
 from actviz.jobs import JobQueue, Limits, with_deadline
 from actviz.loading import file_digest
+from actviz.methods import FAMILIES, METHOD_INFO
 from actviz.models import OpenModel, open_model
 from actviz.predictions import class_count, class_labels, class_probabilities, is_probability, parse_class_names, predicted_class
 from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare
 from actviz.probe import Activations
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.samples import Sample, sample_images
-from actviz.sharing import BoundedStore, HeldResults
+from actviz.sharing import BoundedStore, HeldResults, array_bytes
 from actviz.stats import channel_numbers, depth_summary, layer_caption, layer_stats
 from actviz.text import file_name, markdown_text
 from actviz.trust import trust_switch_allowed
@@ -96,6 +99,7 @@ class Server:
     patterns: BoundedStore  # (model, preprocessing, layer, targets, method, objective, steps) -> Patterns
     summaries: BoundedStore  # (model, data set, settings) -> data set Summary
     sources: BoundedStore  # ("zip", digest) or ("configured", path) -> (data set Source, bytes it holds)
+    explanations: BoundedStore  # (model, image, preprocessing, scope, method, class, layer[, "checks"]) -> Explanation or Checks
 
 
 @st.cache_resource(show_spinner=False)
@@ -107,6 +111,7 @@ def server() -> Server:
         patterns=BoundedStore(max_entries=32, max_bytes=64 * 1024**2, size=lambda p: p.images.nbytes + p.inputs.nbytes),
         summaries=BoundedStore(max_entries=8, max_bytes=512 * 1024**2, size=lambda summary: summary.nbytes),
         sources=BoundedStore(max_entries=4, max_bytes=1024**3, size=lambda held: held[1]),
+        explanations=BoundedStore(max_entries=64, max_bytes=256 * 1024**2, size=array_bytes),
     )
 
 
@@ -145,12 +150,6 @@ def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: s
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def channel_png(key: tuple, title: str, channel: int, cmap: str, _activation) -> bytes:
     return picture_png(channel_picture(_activation[:, :, channel], cmap=cmap, title=title))
-
-
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def class_map(key: tuple, layer: str, class_index: int, method: str, _opened: OpenModel, _batch):
-    """Grad-CAM of one class at one layer (small arrays)."""
-    return grad_cam(_opened.probe, _batch, layer=layer, class_index=class_index, method=method)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -559,10 +558,36 @@ def _show_channel(layer: str, channel: int) -> None:
     st.session_state["view"] = "One channel"
 
 
+#: Methods shown side by side at most (each is a column).
+MOST_METHODS = 4
+
+
+def _explanation_settings(page: Page, method: str) -> dict:
+    """The settings a method takes from the page: a black pixel in the model's scaling, a fixed seed."""
+    wanted = METHOD_INFO[method].settings
+    settings = {"black": black_input(page.method, page.pixels.shape[-1])} if "black" in wanted else {}
+    return settings | ({"seed": 0} if "seed" in wanted else {})
+
+
+def methods_ui() -> list[str]:
+    """The explanation methods chosen, by family, each family with its sentence."""
+    chosen = []
+    for family, sentence in FAMILIES.items():
+        names = [name for name, info in METHOD_INFO.items() if info.family == family]
+        picked = st.pills(
+            sentence.split(":")[0], names, selection_mode="multi", key=f"why_{family}", default=["gradcam"] if family == "cam" else None,
+            format_func=lambda name: METHOD_INFO[name].title + (" (slow)" if METHOD_INFO[name].expensive else ""),
+            help=sentence,
+        )
+        chosen += list(picked or [])
+    return chosen
+
+
 def why_view(page: Page) -> None:
     st.caption(
-        "Where did the model look? The heat map shows the parts of the image that pushed the model towards the chosen "
-        "answer, as seen by one layer (Grad-CAM). Red: strong evidence; blue: none."
+        "Where did the model look, and which pixels made it answer as it did? Each method below answers in its own way; "
+        "seeing several side by side, and checking them, tells you how far to trust them. Red: strong evidence for the "
+        "chosen answer; blue: none."
     )
     table = page.opened.probe.table
     prediction = page.result.predictions[0][0]
@@ -574,23 +599,91 @@ def why_view(page: Page) -> None:
         "Explain the answer", list(range(len(labels))), index=predicted_class(prediction), key="cam_class",
         format_func=lambda i: f"{labels[i]} ({probability.get(labels[i], 0):.1%})",
     )
-    layer = middle.selectbox("At layer", convs, index=len(convs) - 1, key="cam_layer")
-    method = right.radio("Method", list(METHODS), key="cam_method", horizontal=True, help=" / ".join(METHODS.values()))
-    opacity = st.slider("Heat map opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
-    cam = class_map(page.key, layer, class_index, method, page.opened, page.batch)
-    heatmap = cam.heatmap[0]
-    size = max(224, min(384, page.pixels.shape[1]))
-    over, bare = st.columns(2)
-    over.image(overlay(page.pixels, heatmap, opacity=opacity), caption="The heat map over the image", width=size)
-    bare.image(
-        channel_png(page.key + ("cam", class_index, method), f"Grad-CAM at {layer}", 0, "jet", heatmap[:, :, None]),
-        caption=f"The heat map alone ({heatmap.shape[0]} x {heatmap.shape[1]}: the layer's own size)", width="content",
+    layer = middle.selectbox("Layer of the class activation maps", convs, index=len(convs) - 1, key="cam_layer",
+                             help="Deeper layers: coarser maps that speak for whole objects; earlier layers: finer detail.")
+    opacity = right.slider("Heat map opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
+    methods = methods_ui()
+    if not methods:
+        st.info("Choose one or more methods above.")
+        return
+    if len(methods) > MOST_METHODS:
+        st.warning(f"{len(methods)} methods are chosen; the first {MOST_METHODS} are shown side by side.")
+        methods = methods[:MOST_METHODS]
+    store = server().explanations
+    keys = {m: (page.key, m, int(class_index), layer if METHOD_INFO[m].layer else None) for m in methods}
+
+    def compute(method: str, report=None) -> Any:
+        return store.get(keys[method], lambda: explain(
+            page.opened.probe, page.batch, method=method, class_index=int(class_index),
+            layer=layer if METHOD_INFO[method].layer else None, progress=report, **_explanation_settings(page, method)))
+
+    for method in methods:
+        if not METHOD_INFO[method].expensive and keys[method] not in store:
+            with st.spinner(f"{METHOD_INFO[method].title} ..."):
+                queued(METHOD_INFO[method].title, lambda: compute(method))
+    slow = [m for m in methods if keys[m] not in store]
+    if slow and st.button(f"Compute {', '.join(METHOD_INFO[m].title for m in slow)} (slower: the model runs many times)", key="why_go", type="primary"):
+        for method in slow:
+            run_job(METHOD_INFO[method].title, lambda report: compute(method, report), key=f"why_{method}", unit="passes")
+        st.rerun()
+    columns = st.columns(len(methods))
+    for column, method in zip(columns, methods):
+        info, result = METHOD_INFO[method], store.peek(keys[method])
+        column.markdown(f"**{_md(info.title)}**")
+        if result is None:
+            column.info("Slower method: press the button above to compute it.")
+        else:
+            column.image(result.overlay(page.pixels, 0, opacity=opacity), width="stretch",
+                         caption=_md(result.caption(0, page.class_names)))
+        column.caption(_md(info.sentence))
+    done = {m: store.peek(keys[m]) for m in methods if keys[m] in store}
+    ranked = next(((m, r) for m, r in done.items() if r.ranking is not None), None)
+    if ranked is not None:
+        method, result = ranked
+        st.markdown(f"**These filters mattered most for this answer** (the largest shares of the {_md(METHOD_INFO[method].title)} map, "
+                    "each with the weight the method gave it):")
+        for rank, channel in enumerate(result.ranking[0][:6], start=1):
+            cols = st.columns([3, 2])
+            cols[0].write(f"{rank}. channel {int(channel)} of {_md(result.layer)}: weight {result.weights[0, channel]:.3g}")
+            cols[1].button("Show it up close", key=f"cam_show_{rank}", on_click=_show_channel, args=(result.layer, int(channel)))
+    if done:
+        _checks_ui(page, done, keys)
+
+
+def _checks_ui(page: Page, done: dict, keys: dict) -> None:
+    st.markdown("**Can this heat map be trusted?**")
+    st.caption(
+        "Two checks. Deletion and insertion: the pixels the map calls important are removed (or revealed) first; if the "
+        "map is right, the answer collapses quickly (or comes back quickly). Model randomisation: the same method on the "
+        "model with its learned weights replaced by random ones, from the top layer down; a map that barely changes does "
+        "not depend on what the model learned (Adebayo et al. 2018). Integrated Gradients also gets its completeness gap."
     )
-    st.markdown("**These filters mattered most for this answer** (their weight in the heat map):")
-    for rank, channel in enumerate(cam.ranking[0][:6], start=1):
-        cols = st.columns([3, 2])
-        cols[0].write(f"{rank}. channel {int(channel)} of {_md(layer)}: weight {cam.weights[0, channel]:.3g}")
-        cols[1].button("Show it up close", key=f"cam_show_{rank}", on_click=_show_channel, args=(layer, int(channel)))
+    method = st.selectbox("Check", list(done), format_func=lambda m: METHOD_INFO[m].title, key="why_check_method")
+    store, wanted = server().explanations, keys[method] + ("checks",)
+    checks = store.peek(wanted)
+    if checks is None and st.button("Run the checks (the model runs many times)", key="why_checks_go"):
+        checks = run_job(f"Checking {METHOD_INFO[method].title}", lambda report: store.get(wanted, lambda: run_checks(
+            page.opened.probe, page.batch, done[method], black=black_input(page.method, page.pixels.shape[-1]), progress=report)),
+            key="why_checks", unit="steps")
+        st.rerun()  # draw the verdicts without the finished job's buttons
+    if checks is None:
+        return
+    for verdict in checks.verdicts(0):
+        {True: st.success, False: st.warning, None: st.info}[verdict["passed"]](_md(verdict["sentence"]))
+    if checks.curves is not None:
+        st.line_chart(checks.curves.rows(0), x="share", y=["deletion", "insertion"], x_label="share of pixels removed or revealed",
+                      y_label="class probability", height=240)
+    randomised = checks.randomisation
+    if randomised is not None and randomised.maps is not None:
+        st.markdown("The map as the model's weights are replaced by random ones, from the top layer down:")
+        rows = randomised.rows(0)
+        shown = sorted({round(i * (len(rows) - 1) / 5) for i in range(6)})  # at most six steps, the first and the last among them
+        columns = st.columns(len(shown) + 1)
+        columns[0].image(done[method].overlay(page.pixels, 0), caption="the trained model", width="stretch")
+        for column, depth in zip(columns[1:], shown):
+            row = rows[depth]
+            column.image(overlay(page.pixels, randomised.maps[0, depth]), width="stretch",
+                         caption=f"random down to {_md(row['layer'])}: rank correlation {row['correlation']:.2f}")
 
 
 def filters_view(page: Page) -> None:

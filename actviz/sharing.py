@@ -52,7 +52,7 @@ class HeldResults:
 
     >>> store = HeldResults()
     >>> result = store.get(("model", "image"), compute)   # doctest: +SKIP
-    >>> st.session_state["result"] = result                # the visitor's own strong reference
+    >>> st.session_state["result"] = result                # the visitor's own strong reference  # doctest: +SKIP
     """
 
     def __init__(self):
@@ -151,3 +151,30 @@ class BoundedStore:
     def nbytes(self) -> int:
         with self._guard:
             return sum(size for _, size in self._values.values())
+
+
+def array_bytes(value: Any, *, depth: int = 3) -> int:
+    """Bytes of the NumPy arrays inside ``value``: an array, a dataclass, a dict, a list or a tuple
+    of those (to ``depth`` levels), for sizing a ``BoundedStore`` entry.
+
+    >>> import numpy as np
+    >>> array_bytes({"a": np.zeros(10), "b": [np.zeros(5, np.uint8), "text"]})
+    85
+    """
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if depth == 0:
+        return 0
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif isinstance(value, dict):
+        parts = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        return 0
+    return sum(array_bytes(part, depth=depth - 1) for part in parts)

@@ -404,3 +404,26 @@ def test_dataset_summary_is_shared_with_the_next_visitor(app):
     assert not second.exception and not second.error
     assert {m.label: m.value for m in second.metric}["Images"] == "1,000"
     assert not [b for b in second.button if b.key == "dataset_go"]
+
+
+def test_why_view_shows_methods_side_by_side_and_checks_them(app):
+    at = app.run()
+    at.session_state["view"] = "Why this answer"
+    at.session_state["why_cam"] = ["gradcam", "layercam"]
+    at.session_state["why_gradient"] = ["saliency"]
+    at.session_state["why_perturbation"] = ["occlusion"]
+    at.run()
+    assert not at.exception and not at.error
+    shown = _read(" ".join(" ".join(i.captions) for i in at.image))
+    assert "Grad-CAM at layer block3_conv2" in shown and "LayerCAM" in shown and "Saliency" in shown
+    assert "Occlusion" not in shown  # slow: computed only when asked
+    at.button(key="why_go").click().run()
+    assert not at.exception and not at.error
+    assert "Occlusion sensitivity, for digit" in _read(" ".join(" ".join(i.captions) for i in at.image))
+    # the checks of Grad-CAM on the trained demo model: it depends on the learned weights
+    at.selectbox(key="why_check_method").set_value("gradcam").run()
+    at.button(key="why_checks_go").click().run()
+    assert not at.exception and not at.error
+    verdicts = [m.value for m in [*at.success, *at.warning, *at.info]]
+    assert any("learned" in _read(v) for v in verdicts), verdicts
+    assert any("random down to" in _read(" ".join(i.captions)) for i in at.image)
