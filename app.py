@@ -439,7 +439,7 @@ class Page:
     image_label: str
     pixels: Any
     batch: Any
-    method: str
+    scaling: str
     note: str
     selected: list
     per_row: int
@@ -565,7 +565,7 @@ MOST_METHODS = 4
 def _explanation_settings(page: Page, method: str) -> dict:
     """The settings a method takes from the page: a black pixel in the model's scaling, a fixed seed."""
     wanted = METHOD_INFO[method].settings
-    settings = {"black": black_input(page.method, page.pixels.shape[-1])} if "black" in wanted else {}
+    settings = {"black": black_input(page.scaling, page.pixels.shape[-1])} if "black" in wanted else {}
     return settings | ({"seed": 0} if "seed" in wanted else {})
 
 
@@ -663,7 +663,7 @@ def _checks_ui(page: Page, done: dict, keys: dict) -> None:
     checks = store.peek(wanted)
     if checks is None and st.button("Run the checks (the model runs many times)", key="why_checks_go"):
         checks = run_job(f"Checking {METHOD_INFO[method].title}", lambda report: store.get(wanted, lambda: run_checks(
-            page.opened.probe, page.batch, done[method], black=black_input(page.method, page.pixels.shape[-1]), progress=report)),
+            page.opened.probe, page.batch, done[method], black=black_input(page.scaling, page.pixels.shape[-1]), progress=report)),
             key="why_checks", unit="steps")
         st.rerun()  # draw the verdicts without the finished job's buttons
     if checks is None:
@@ -707,11 +707,11 @@ def filters_view(page: Page) -> None:
     top = min(256 if method == "robust" else 60, limits.pattern_steps)
     steps = st.slider("Steps", min(16, top), top, min(64 if method == "robust" else 30, top), key=f"pattern_steps_{method}",
                       help="More steps: clearer pictures, and a longer wait.")
-    wanted = (page.choice.key, page.method, layer, tuple(targets), method, objective, steps)
+    wanted = (page.choice.key, page.scaling, layer, tuple(targets), method, objective, steps)
     patterns = server().patterns.peek(wanted)
     if patterns is None and targets and st.button("Make these pictures", key="pattern_go", type="primary"):
         patterns = run_job("Making the pictures", lambda report: server().patterns.get(wanted, lambda: find_patterns(
-            probe, layer, targets, method=method, objective=objective, steps=steps, preprocessing=page.method,
+            probe, layer, targets, method=method, objective=objective, steps=steps, preprocessing=page.scaling,
             class_names=page.class_names, progress=report)), key="patterns")
     if patterns is None:
         if targets:
@@ -781,8 +781,8 @@ def compare_view(page: Page) -> None:
     layer = st.selectbox("Layer", list(page.result.maps), key="compare_layer")
     other_digest = file_digest(other_bytes)
     try:
-        other_pixels, other_batch = load_image(other_digest, page.choice.key, page.method, other_bytes, page.opened)
-        other = forward_pass((page.choice.key, other_digest, page.method, ("layer", layer)), page.opened, other_batch, [layer], hold="_compare_result")
+        other_pixels, other_batch = load_image(other_digest, page.choice.key, page.scaling, other_bytes, page.opened)
+        other = forward_pass((page.choice.key, other_digest, page.scaling, ("layer", layer)), page.opened, other_batch, [layer], hold="_compare_result")
     except ActvizError as exc:
         st.error(f"The second image cannot be used: {_md(exc)}")
         return
@@ -1134,9 +1134,9 @@ def main() -> None:
     image_label, image_bytes = image
     image_digest = file_digest(image_bytes)
     try:
-        pixels, batch = load_image(image_digest, choice.key, chosen.method, image_bytes, opened)
+        pixels, batch = load_image(image_digest, choice.key, chosen.scaling, image_bytes, opened)
         names = [info.name for info in (opened.probe.default_layers if scope == "default" else opened.probe.spatial_layers)]
-        key = (choice.key, image_digest, chosen.method, scope)
+        key = (choice.key, image_digest, chosen.scaling, scope)
         with st.spinner("Running the image through the network ..."):
             result = forward_pass(key, opened, batch, names, hold="_result")
     except ActvizError as exc:
@@ -1145,7 +1145,7 @@ def main() -> None:
         return
     page = Page(
         choice=choice, opened=opened, class_names=class_names, image_label=image_label, pixels=pixels, batch=batch,
-        method=chosen.method, note=chosen.note, selected=selected, per_row=per_row, cmap=cmap, contrast=contrast,
+        scaling=chosen.scaling, note=chosen.note, selected=selected, per_row=per_row, cmap=cmap, contrast=contrast,
         result=result, stats=all_stats(key, result.maps), key=key,
     )
     header(page)

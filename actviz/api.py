@@ -152,7 +152,7 @@ def explain(
     info = method_info(method)
     opened = _opened(model, trust=trust, class_names=class_names)
     batch = to_batch(images, opened.probe, preprocess_as=preprocess)
-    black = black_input(batch.preprocessing.method, batch.inputs.shape[-1])  # "none" for float model inputs
+    black = black_input(batch.preprocessing.scaling, batch.inputs.shape[-1])  # "none" for float model inputs
     options = dict(settings)
     if "black" in info.settings:
         options.setdefault("black", black)
@@ -192,7 +192,7 @@ def feature_patterns(
 
     opened = _opened(model, trust=trust, class_names=class_names)
     name = None if layer is None else opened.probe.layer(layer).name
-    scaling = choose_preprocessing(opened.probe, preprocess).method
+    scaling = choose_preprocessing(opened.probe, preprocess).scaling
     return find_patterns(opened.probe, name, list(targets), method=method, objective=objective, steps=steps, seed=seed,
                          preprocessing=scaling, class_names=opened.class_names, progress=progress)
 

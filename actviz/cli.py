@@ -395,7 +395,7 @@ def run_export(args: argparse.Namespace) -> int:
     lines = []
     with OutputFolder(args.out) as out:
         for (path, image), folder in zip(images, folders):
-            _, batch = prepare(probe, image, chosen.method)
+            _, batch = prepare(probe, image, chosen.scaling)
             files, prediction = export_bundle(probe, batch, names, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, npz=args.npz, gap=args.gap)
             for name, data in files.items():
                 out.write(f"{folder}/{name}" if folder else name, data)
@@ -421,7 +421,7 @@ def run_gradcam(args: argparse.Namespace) -> int:
     image = open_image(args.image)
     opened = _open(args)
     chosen = choose_preprocessing(opened.probe, args.preprocess)
-    pixels, batch = prepare(opened.probe, image, chosen.method)
+    pixels, batch = prepare(opened.probe, image, chosen.scaling)
     cam = grad_cam(opened.probe, batch, layer=args.layer, class_index=args.class_index, method=args.method)
     picture = io.BytesIO()
     Image.fromarray(overlay(pixels, cam.heatmap[0], opacity=args.opacity)).save(picture, format="PNG")
@@ -463,7 +463,7 @@ def run_filters(args: argparse.Namespace) -> int:
     chosen = choose_preprocessing(probe, args.preprocess)
     patterns = find_patterns(
         probe, layer, args.channels, method=args.method, objective=args.objective, steps=args.steps, seed=args.seed,
-        preprocessing=chosen.method, class_names=opened.class_names, progress=report,
+        preprocessing=chosen.scaling, class_names=opened.class_names, progress=report,
     )
     print(file=sys.stderr)
     first, kernels = first_layer_kernels(probe)
@@ -494,8 +494,8 @@ def run_compare(args: argparse.Namespace) -> int:
     probe = opened.probe
     info = probe.layer(args.layer)
     chosen = choose_preprocessing(probe, args.preprocess)
-    batch = np.concatenate([prepare(probe, image, chosen.method)[1] for image in images]) if _same_size(probe) else None
-    results = [probe.run(batch, [info.name])] if batch is not None else [probe.run(prepare(probe, image, chosen.method)[1], [info.name]) for image in images]
+    batch = np.concatenate([prepare(probe, image, chosen.scaling)[1] for image in images]) if _same_size(probe) else None
+    results = [probe.run(batch, [info.name])] if batch is not None else [probe.run(prepare(probe, image, chosen.scaling)[1], [info.name]) for image in images]
     maps = [m for r in results for m in r.maps[info.name]]
     predictions = [p for r in results for p in r.predictions[0]]
     if maps[0].shape != maps[1].shape:
@@ -539,8 +539,8 @@ def run_explain(args: argparse.Namespace) -> int:
     opened = _open(args)
     probe = opened.probe
     chosen = choose_preprocessing(probe, args.preprocess)
-    pixels, batch = prepare(probe, image, chosen.method)
-    black = black_input(chosen.method, batch.shape[-1])
+    pixels, batch = prepare(probe, image, chosen.scaling)
+    black = black_input(chosen.scaling, batch.shape[-1])
     if "black" in info.settings:
         settings["black"] = black
     if "seed" in info.settings:

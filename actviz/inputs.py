@@ -70,7 +70,7 @@ def to_batch(images: Any, probe: Any, *, preprocess_as: str = "auto") -> Batch:
         _warn_if_pixels(batch, chosen)
         return Batch(batch, None, Preprocessing("none", "Preprocessing: none (float arrays are the model's input as given)."), tuple(names))
     stacked = _stack(pixels, probe)
-    return Batch(preprocess(stacked, chosen.method), stacked, chosen, tuple(names))
+    return Batch(preprocess(stacked, chosen.scaling), stacked, chosen, tuple(names))
 
 
 def _arrays(item: Any, probe: Any):
@@ -152,7 +152,7 @@ def _upright(image: Any) -> Any:
 
 def _warn_if_pixels(batch: np.ndarray, chosen: Preprocessing) -> None:
     """A float batch up to 255 for a model that expects 0..1 is probably raw pixels: say so once."""
-    if chosen.method == "rescale" and batch.size and float(batch.max()) > 1.5:
+    if chosen.scaling == "rescale" and batch.size and float(batch.max()) > 1.5:
         warnings.warn(
             f"The float images go up to {float(batch.max()):.4g}, but this model expects inputs scaled to about 0..1 "
             "(pixels / 255). If these are raw pixel values, pass them as uint8 so actviz scales them.",

@@ -24,7 +24,7 @@ PREPROCESSING = {
     "caffe": "BGR order, ImageNet mean subtracted (VGG16, ResNet50)",
     "torch": "ImageNet mean and standard deviation (DenseNet, EfficientNet in PyTorch style)",
 }
-#: What a user may ask for: a method, or "auto" to let the model say.
+#: What a user may ask for: a scaling, or "auto" to let the model say.
 CHOICES = ("auto", *PREPROCESSING)
 
 _IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], dtype=np.float32)
@@ -38,43 +38,43 @@ _FIRST_COMPUTING_TYPES = {"Dense", "Conv2D", "DepthwiseConv2D", "SeparableConv2D
 class Preprocessing:
     """The scaling to use (a key of ``PREPROCESSING``) and a plain-words reason."""
 
-    method: str
+    scaling: str
     note: str
 
 
-def check_method(method: str) -> str:
-    """``method`` if it is a known scaling (or "auto"); ``ChoiceError`` naming the choices otherwise."""
-    if method not in CHOICES:
-        raise ChoiceError(f"Unknown preprocessing '{method}'. Choose one of: {', '.join(CHOICES)}.")
-    return method
+def check_scaling(scaling: str) -> str:
+    """``scaling`` if it is a known scaling (or "auto"); ``ChoiceError`` naming the choices otherwise."""
+    if scaling not in CHOICES:
+        raise ChoiceError(f"Unknown preprocessing '{scaling}'. Choose one of: {', '.join(CHOICES)}.")
+    return scaling
 
 
-def preprocess(pixels: np.ndarray, method: str) -> np.ndarray:
+def preprocess(pixels: np.ndarray, scaling: str) -> np.ndarray:
     """Scale uint8 pixels into the model's input range: (H, W, C) or (N, H, W, C) -> float32 (N, H, W, C).
 
-    ``method`` is one of ``PREPROCESSING``. The input array is not modified.
+    ``scaling`` is one of ``PREPROCESSING``. The input array is not modified.
     """
-    if check_method(method) == "auto":
-        raise ChoiceError("preprocess() needs a method; use choose_preprocessing() to pick one for a model.")
+    if check_scaling(scaling) == "auto":
+        raise ChoiceError("preprocess() needs a scaling; use choose_preprocessing() to pick one for a model.")
     x = np.asarray(pixels).astype(np.float32)
     if x.ndim == 3:
         x = x[np.newaxis]
     channels = x.shape[-1]
-    if method == "rescale":
+    if scaling == "rescale":
         x /= 255.0
-    elif method == "tf":
+    elif scaling == "tf":
         x = x / 127.5 - 1.0
-    elif method == "caffe":
+    elif scaling == "caffe":
         x = x[..., ::-1] - _IMAGENET_MEAN_RGB[::-1] if channels == 3 else x - _IMAGENET_MEAN_RGB.mean()
-    elif method == "torch":
+    elif scaling == "torch":
         mean, std = (_TORCH_MEAN, _TORCH_STD) if channels == 3 else (_TORCH_MEAN.mean(), _TORCH_STD.mean())
         x = (x / 255.0 - mean) / std
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def value_range(method: str, channels: int) -> tuple[float, float]:
-    """The lowest and highest model input that ``method`` makes of 8-bit pixels (for synthetic images)."""
-    extremes = preprocess(np.array([[[0] * channels, [255] * channels]], dtype=np.uint8), method)
+def value_range(scaling: str, channels: int) -> tuple[float, float]:
+    """The lowest and highest model input that ``scaling`` makes of 8-bit pixels (for synthetic images)."""
+    extremes = preprocess(np.array([[[0] * channels, [255] * channels]], dtype=np.uint8), scaling)
     return float(extremes.min()), float(extremes.max())
 
 
@@ -86,7 +86,7 @@ def choose_preprocessing(probe: Any, requested: str = "auto") -> Preprocessing:
     learned mean when it starts with an adapted ``Normalization``, else the
     notebook's pixels / 255.
     """
-    if check_method(requested) != "auto":
+    if check_scaling(requested) != "auto":
         return Preprocessing(requested, f"Preprocessing: {PREPROCESSING[requested]} (chosen by you).")
     layer = _input_scaling_layer(probe)
     if layer is None:
@@ -138,7 +138,7 @@ def _normalization_mean(layer: Any) -> float | None:
     return float(values.mean()) if values.size and np.isfinite(values).all() else None
 
 
-def prepare(probe: Any, image: Any, method: str) -> tuple[np.ndarray, np.ndarray]:
+def prepare(probe: Any, image: Any, scaling: str) -> tuple[np.ndarray, np.ndarray]:
     """An opened Pillow image -> (uint8 (H, W, C) as the model sees it, float32 (1, H, W, C) model input)."""
     pixels = fit_image(image, probe.input_shape)
-    return pixels, preprocess(pixels, method)
+    return pixels, preprocess(pixels, scaling)

@@ -160,18 +160,18 @@ def test_preprocessing_follows_the_models_first_layers(keras):
         return keras.Model(inputs, keras.layers.Conv2D(2, 3)(first(inputs)))
 
     chosen = choose_preprocessing(Probe(model_with(keras.layers.Rescaling(1 / 255))))
-    assert chosen.method == "none" and "Rescaling" in chosen.note and "suggests" not in chosen.note
+    assert chosen.scaling == "none" and "Rescaling" in chosen.note and "suggests" not in chosen.note
     raw = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3000.0] * 3)
     chosen = choose_preprocessing(Probe(model_with(raw)))
-    assert chosen.method == "none" and "suggests" in chosen.note and "0..255" in chosen.note
+    assert chosen.scaling == "none" and "suggests" in chosen.note and "0..255" in chosen.note
     unit = keras.layers.Normalization(mean=[0.48, 0.45, 0.4], variance=[0.05] * 3)
     chosen = choose_preprocessing(Probe(model_with(unit)))
-    assert chosen.method == "rescale" and "suggests" in chosen.note and "0..1" in chosen.note
-    assert choose_preprocessing(Probe(model_with(keras.layers.Identity()))).method == "rescale"
+    assert chosen.scaling == "rescale" and "suggests" in chosen.note and "0..1" in chosen.note
+    assert choose_preprocessing(Probe(model_with(keras.layers.Identity()))).scaling == "rescale"
     inputs = keras.Input((8, 8, 3))
     late = keras.Model(inputs, keras.layers.Rescaling(2.0)(keras.layers.Conv2D(2, 3)(inputs)))
-    assert choose_preprocessing(Probe(late)).method == "rescale"
-    assert choose_preprocessing(Probe(late), "tf").method == "tf"
+    assert choose_preprocessing(Probe(late)).scaling == "rescale"
+    assert choose_preprocessing(Probe(late), "tf").scaling == "tf"
 
 
 def test_keras_ops_inside_a_functional_graph(keras, rng):

@@ -142,7 +142,7 @@ def summarize(
     listed = tuple((-1, s.path, s.reason) for s in source.skipped) if indices is None else ()
     meta = {
         "model": opened.name, "model_digest": opened.loaded.digest, "source": source.spec(), "data": source.describe(),
-        "fingerprint": source.fingerprint, "preprocessing": plan.method, "notes": list(plan.notes) + list(source.notes),
+        "fingerprint": source.fingerprint, "preprocessing": plan.scaling, "notes": list(plan.notes) + list(source.notes),
         "engine": engine, "batch_size": plan.batch_size, "labelled": source.labelled,
     }
     return replace(summary, images=tuple(source.paths), skipped=tuple(sorted(listed + summary.skipped, key=lambda s: (s[0], s[1]))), meta=meta)
@@ -216,4 +216,4 @@ def load_checkpoint(path: str | os.PathLike, identity: dict) -> tuple[Summary, n
 
 def _identity(opened: Any, source: Source, plan: Plan) -> dict:
     return {"model": opened.loaded.digest, "data": source.fingerprint, "layout": plan.layout.to_json(),
-            "preprocessing": plan.method, "gradcam": plan.gradcam}
+            "preprocessing": plan.scaling, "gradcam": plan.gradcam}

@@ -41,13 +41,13 @@ CAM_CHUNK = 8
 class Plan:
     """Everything fixed before a pass (picklable: the Ray workers get it).
 
-    ``layout``: what the summary holds; ``method``: the preprocessing; ``label_map``: int64
+    ``layout``: what the summary holds; ``scaling``: the preprocessing; ``label_map``: int64
     (L,) the model class of each of the data set's label names; ``batch_size``;
     ``gradcam``: whether Grad-CAM runs; ``notes``: plain words for the user.
     """
 
     layout: Layout
-    method: str
+    scaling: str
     label_map: np.ndarray | None
     batch_size: int
     gradcam: bool
@@ -89,7 +89,7 @@ def make_plan(
     )
     probe.check_budget((batch_size, *image_shape), [])
     notes = tuple(n for n in (chosen.note, label_note) if n)
-    return Plan(layout, chosen.method, label_map, int(batch_size), bool(gradcam), notes)
+    return Plan(layout, chosen.scaling, label_map, int(batch_size), bool(gradcam), notes)
 
 
 def align_labels(source: Source, class_names: Sequence[str] | None, count: int) -> tuple[list[str], np.ndarray | None, str]:
@@ -174,7 +174,7 @@ class BatchRunner:
         index = np.array([i for i, _ in good], np.int64)
         pixels = np.zeros((plan.batch_size, *layout.image_shape), np.uint8)
         pixels[: len(good)] = np.stack([p for _, p in good])
-        x = preprocess(pixels, plan.method)
+        x = preprocess(pixels, plan.scaling)
         outputs = [np.asarray(o) for o in self._run(x)]
         count = len(good)
         probabilities, predicted = _per_class(outputs[0][:count])
