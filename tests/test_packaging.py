@@ -34,6 +34,7 @@ def test_wheel_carries_the_demo_and_the_command(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "actviz/demo/digits_vgg.keras" in names and "actviz/demo/classes.json" in names
     assert sum(n.startswith("actviz/demo/samples/") and n.endswith(".png") for n in names) == 10
+    assert "actviz/demo/digits.npz" in names and "actviz/demo/ATTRIBUTION.md" in names  # the data set view's demo digits
     assert not any(n.startswith(("tests/", "bench/", "app.py")) for n in names)
     info = next(n for n in names if n.endswith(".dist-info/METADATA"))
     metadata = zipfile.ZipFile(wheel).read(info).decode()
@@ -55,3 +56,28 @@ def test_program_name_follows_how_it_was_called(tmp_path):
     called = subprocess.run([sys.executable, str(script), "layers", "--bogus"], capture_output=True, text=True, cwd=ROOT, timeout=300,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert called.returncode == 2 and "(see 'actviz --help')" in called.stderr
+
+
+def test_installed_in_a_fresh_environment_it_runs_from_anywhere(wheel, tmp_path):
+    """As a user would: a new virtual environment, the wheel installed, `actviz export` run from
+    another folder (the dependencies come from this machine's site-packages: no network)."""
+    import venv
+
+    from PIL import Image
+
+    env_dir = tmp_path / "env"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    Image.new("L", (40, 40), 200).save(work / "blank.png")
+    clean = {"PATH": f"{env_dir / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    where = subprocess.run([str(python), "-c", "import actviz; print(actviz.__file__)"], capture_output=True, text=True, cwd=work, env=clean, timeout=300)
+    assert str(env_dir) in where.stdout, where.stdout + where.stderr  # the installed copy, not the checkout
+    run = subprocess.run([str(env_dir / "bin" / "actviz"), "export", "--image", "blank.png", "--out", "grids"],
+                         capture_output=True, text=True, cwd=work, env=clean, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert (work / "grids" / "stats.csv").is_file() and len(list((work / "grids").glob("*.png"))) >= 9
