@@ -865,8 +865,11 @@ def data_ui(page: Page) -> DataSet | None:
         return None
     if upload.size > limit * 1024**2:
         raise ChoiceError(f"The summary file is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
-    summary = Summary.load(upload.getvalue())
-    offered = [demo_digits()] + ([server().sources.peek(("configured", configured))[0]] if ("configured", configured) in server().sources else [])
+    data = upload.getvalue()
+    summary = server().summaries.get(("file", file_digest(data)), lambda: Summary.load(data))
+    offered = [_held_source(("demo",), lambda: (demo_digits(), 0))]
+    if configured and ("configured", configured) in server().sources:
+        offered.append(server().sources.peek(("configured", configured))[0])
     return DataSet(f"the summary {_md(upload.name)}", matching_source(summary, offered), summary)
 
 
