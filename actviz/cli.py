@@ -457,15 +457,11 @@ def run_filters(args: argparse.Namespace) -> int:
     probe = opened.probe
     layer = None if args.objective == "class" else probe.layer(args.layer).name
 
-    def report(step: int, steps: int) -> None:
-        print(f"\rstep {step} of {steps}", end="", file=sys.stderr, flush=True)
-
     chosen = choose_preprocessing(probe, args.preprocess)
     patterns = find_patterns(
         probe, layer, args.channels, method=args.method, objective=args.objective, steps=args.steps, seed=args.seed,
-        preprocessing=chosen.scaling, class_names=opened.class_names, progress=report,
+        preprocessing=chosen.scaling, class_names=opened.class_names, progress=_progress_line(f"{args.method} patterns"),
     )
-    print(file=sys.stderr)
     first, kernels = first_layer_kernels(probe)
     stem = "classes" if layer is None else file_name(layer)
     with OutputFolder(args.out) as out:
@@ -582,9 +578,20 @@ def _explain_settings(args: argparse.Namespace) -> dict:
 
 
 def _progress_line(title: str):
-    """A progress callback that keeps one line on stderr up to date: 'Score-CAM: 40%'."""
+    """A progress callback drawing a tqdm bar on stderr (as ``dataset`` does): shown on a terminal,
+    left out when stderr is a file or a pipe, removed when the work is done."""
+    from tqdm import tqdm
+
+    bar = None
+
     def report(done: int, total: int) -> None:
-        print(f"\r{title}: {done * 100 // max(total, 1)}%", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=title, unit="step", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
 
     return report
 

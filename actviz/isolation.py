@@ -468,12 +468,29 @@ def main(argv: list[str] | None = None) -> int:
     except RecursionError:
         result = {"ok": False, "error": "UnsafeModelError", "message": "The model file is nested too deeply to be read safely; refused."}
     except Exception as exc:  # noqa: BLE001 -- reported to the parent, which logs the traceback
-        if "ResourceExhausted" in type(exc).__name__ or "out of memory" in str(exc).lower():
+        if "ResourceExhausted" in type(exc).__name__ or "out of memory" in str(exc).lower() or _near_memory_limit():
             os._exit(_EXIT_MEMORY)
         result = {"ok": False, "error": "bug", "message": f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}",
                   "traceback": traceback.format_exc()[-4000:]}
     _write_result(folder, result)
     return 0
+
+
+def _near_memory_limit(share: float = 0.8) -> bool:
+    """True when this process's private memory is within reach of its limit: C code that cannot
+    allocate (TensorFlow's import, h5py) often fails with some other error than MemoryError
+    (e.g. "SystemError: error return without exception set"), and that is a memory refusal too."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    if soft == resource.RLIM_INFINITY:
+        return False
+    try:
+        with open("/proc/self/status") as handle:
+            data_kb = next(int(line.split()[1]) for line in handle if line.startswith("VmData:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return data_kb * 1024 >= share * soft
 
 
 def _write_result(folder: str, result: dict) -> None:

@@ -162,18 +162,6 @@ def median_of(name: str, model: Path, runs: int) -> dict:
     return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
 
 
-def build_user_model(folder: Path) -> Path:
-    import keras
-
-    keras.utils.set_random_seed(0)
-    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(300, 300, 3))
-    x = keras.layers.GlobalAveragePooling2D()(base.get_layer("block5_conv3").output)
-    model = keras.Model(base.input, keras.layers.Dense(2, activation="softmax")(x))
-    path = folder / "vgg16_custom.09-0.9650.h5"
-    model.save(path)
-    return path
-
-
 def build_sequential(folder: Path, layers: int) -> Path:
     import keras
 
@@ -235,6 +223,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         if not args.skip_isolation:
+            from run import build_user_model  # bench/run.py: the user's architecture, saved as .h5
+
             models = [("demo (digits_vgg.keras, 0.9 MB)", Path(demo.MODEL)), ("VGG16 300x300 .h5 (59 MB)", build_user_model(folder))]
             print(isolation_table(models, args.runs), flush=True)
             print()

@@ -57,6 +57,17 @@ def nested_model(keras):
     return keras.Model(inputs, outputs, name="nested")
 
 
+@pytest.fixture()
+def nested_base_flat(keras, nested_model):
+    """(inputs, features): the layers of ``nested_model``'s base applied one by one to a new input,
+    the same weights laid out flat (an independent twin to check nested models against)."""
+    inputs = keras.Input((32, 32, 3))
+    x = inputs
+    for layer in nested_model.get_layer("vgg_base").layers[1:]:
+        x = layer(x)
+    return inputs, x
+
+
 def _rewrite_keras_config(path, change) -> bytes:
     """A copy of a .keras file with its config.json changed in place by ``change(config)``."""
     import io

@@ -50,14 +50,10 @@ def test_linear_model_exact_attributions(linear_model, rng):
     np.testing.assert_allclose(shifted.attributions, (x - 0.25) * A[1] / 20, rtol=1e-5, atol=1e-8)
 
 
-def test_saliency_against_gradient_tape_on_flattened_model(keras, nested_model, rng):
+def test_saliency_against_gradient_tape_on_flattened_model(keras, nested_model, nested_base_flat, rng):
     import tensorflow as tf
 
-    base = nested_model.get_layer("vgg_base")
-    inputs = keras.Input((32, 32, 3))
-    x = inputs
-    for layer in base.layers[1:]:
-        x = layer(x)
+    inputs, x = nested_base_flat
     dense = nested_model.get_layer("probs")
     twin = keras.layers.Dense(2)  # the same dense layer without its softmax: the logits
     flat = keras.Model(inputs, twin(nested_model.get_layer("gap")(x)))

@@ -12,20 +12,11 @@ import pytest
 
 from actviz import demo, isolation
 from actviz.errors import (
-    ActvizError, BudgetError, ChoiceError, ImageError, ModelCheckError, ModelFileError, ServerBusyError, UnsafeModelError,
+    BudgetError, ChoiceError, ImageError, ModelCheckError, ModelFileError, ServerBusyError, UnsafeModelError,
 )
 from actviz.loading import isolation_level, load_model
 from actviz.probe import Probe
-
-
-def assert_plain(exc: BaseException) -> str:
-    """An ActvizError whose message is a sentence for a person: no traceback, colour codes or 'bug'."""
-    assert isinstance(exc, ActvizError), f"{type(exc).__name__}: {exc}"
-    text = str(exc)
-    assert text and (text[0].isupper() or text[0] in "'\""), text
-    assert "\x1b" not in text and "Traceback" not in text and "bug" not in text.lower(), text
-    assert len(text) < 1500
-    return text
+from test_hardening import assert_plain
 
 
 def _rss_mb() -> float:
