@@ -181,8 +181,12 @@ def test_dataset_view_in_a_real_browser(server, tmp_path):
             page.screenshot(path=str(tmp_path / "dataset.png"), full_page=True)
 
             page.get_by_text("Upload a ZIP of images").click()
+            page.get_by_text("A ZIP of images (up to").wait_for(timeout=60_000)
+            page.wait_for_function(IDLE, timeout=120_000)
             # Streamlit keeps a replaced element in the page for a moment while it fades: pick the uploader by what it accepts
             page.locator('[data-testid="stFileUploaderDropzoneInput"][accept*=".zip"]').set_input_files(str(_digits_zip(tmp_path / "digits.zip")))
+            page.get_by_text("digits.zip").first.wait_for(timeout=60_000)
+            page.wait_for_function(IDLE, timeout=120_000)
             page.get_by_role("button", name="Run the model over these images").click(timeout=120_000)
             page.get_by_text("The 1 file that was skipped, and why").wait_for(timeout=300_000)
             page.wait_for_function(IDLE, timeout=120_000)
@@ -190,6 +194,7 @@ def test_dataset_view_in_a_real_browser(server, tmp_path):
 
             page.get_by_text("Open a saved summary").click()
             page.get_by_text("A summary saved by this page").wait_for(timeout=60_000)
+            page.wait_for_function(IDLE, timeout=120_000)
             page.locator('[data-testid="stFileUploaderDropzoneInput"][accept*=".npz"]').set_input_files(str(saved))
             page.locator('[data-testid="stMetricValue"]').filter(has_text=re.compile("^100$")).wait_for(timeout=120_000)
             page.wait_for_function(IDLE, timeout=120_000)
