@@ -73,6 +73,13 @@ def test_bounded_store_least_recently_used_and_bytes():
     assert store.get("e", lambda: np.ones(1, np.uint8))[0] == 1 and "e" in store
 
 
+def _until(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true"
+        time.sleep(0.01)
+
+
 def test_job_queue_runs_one_at_a_time_in_arrival_order():
     queue, order, ahead_seen = JobQueue(slots=1), [], {}
     first_running = threading.Event()
@@ -81,7 +88,7 @@ def test_job_queue_runs_one_at_a_time_in_arrival_order():
     def first():
         with queue.turn():
             first_running.set()
-            release.wait(5)
+            release.wait(60)
             order.append("first")
 
     def later(name):
@@ -94,10 +101,10 @@ def test_job_queue_runs_one_at_a_time_in_arrival_order():
     threads = [threading.Thread(target=first)]
     threads[0].start()
     first_running.wait(5)
-    for name in ("second", "third"):
+    for waiting, name in enumerate(("second", "third"), start=1):
         threads.append(threading.Thread(target=later, args=(name,)))
         threads[-1].start()
-        time.sleep(0.1)
+        _until(lambda: queue.waiting == waiting)  # in line before the next one comes, however busy the machine
     assert queue.running == 1 and queue.waiting == 2
     release.set()
     for thread in threads:
