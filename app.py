@@ -39,7 +39,7 @@ from actviz.filters import find_patterns, first_layer_kernels
 from actviz.images import open_image
 from actviz.jobs import JobQueue, Limits, with_deadline
 from actviz.loading import file_digest
-from actviz.methods import FAMILIES, METHOD_INFO
+from actviz.methods import BASELINES, FAMILIES, FILLS, METHOD_INFO
 from actviz.models import OpenModel, open_model
 from actviz.predictions import class_count, class_labels, class_probabilities, is_probability, parse_class_names, predicted_class
 from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare
@@ -562,11 +562,55 @@ def _show_channel(layer: str, channel: int) -> None:
 MOST_METHODS = 4
 
 
-def _explanation_settings(page: Page, method: str) -> dict:
-    """The settings a method takes from the page: a black pixel in the model's scaling, a fixed seed."""
+def _explanation_settings(page: Page, method: str, chosen: dict) -> dict:
+    """The settings a method runs with: the visitor's ``chosen`` ones, a black pixel in the model's scaling, a fixed seed."""
     wanted = METHOD_INFO[method].settings
     settings = {"black": black_input(page.scaling, page.pixels.shape[-1])} if "black" in wanted else {}
-    return settings | ({"seed": 0} if "seed" in wanted else {})
+    return settings | ({"seed": 0} if "seed" in wanted else {}) | chosen
+
+
+def method_settings_ui(methods: list[str], depth: int, size: tuple[int, int]) -> dict[str, dict]:
+    """The settings chosen for the slower methods among ``methods`` (the library's defaults unless
+    changed), in one folded box; ``depth``: channels of the maps' layer, ``size``: the image's (H, W)."""
+    chosen: dict[str, dict] = {method: {} for method in methods}
+    tunable = [m for m in methods if m in ("scorecam", "smoothgrad", "integrated-gradients", "occlusion")]
+    if not tunable:
+        return chosen
+    defaults = {m: METHOD_INFO[m].settings for m in tunable}
+    with st.expander("Settings of the slower methods: fewer passes of the model are quicker, more are smoother"):
+        for method in tunable:
+            st.markdown(f"**{METHOD_INFO[method].title}**")
+            left, right = st.columns(2)
+            if method == "scorecam":
+                counts = [n for n in (16, 32, 64, 128, 256) if n < depth] + [depth]
+                used = left.select_slider(
+                    "Channels used", counts, value=depth, key="why_scorecam_channels",
+                    format_func=lambda n: f"all {n}" if n == depth else str(n),
+                    help="Fewer: only the channels whose maps vary most (Faster Score-CAM); one pass of the model per channel.")
+                chosen[method] = {"channels": None if used == depth else int(used)}
+            elif method == "smoothgrad":
+                chosen[method] = {
+                    "samples": left.slider("Noisy copies", 4, 50, defaults[method]["samples"], key="why_smoothgrad_samples",
+                                           help="One pass of the model, forward and back, per copy."),
+                    "noise": right.slider("Noise, as a share of the range of values", 0.05, 0.5, defaults[method]["noise"], 0.05,
+                                          key="why_smoothgrad_noise"),
+                }
+            elif method == "integrated-gradients":
+                chosen[method] = {
+                    "steps": left.slider("Steps along the path", 8, 128, defaults[method]["steps"], key="why_ig_steps",
+                                         help="One pass of the model, forward and back, per step; more steps: the attributions "
+                                              "add up more exactly to the change in the score (the completeness check)."),
+                    "baseline": right.selectbox("Start from", list(BASELINES), key="why_ig_baseline", format_func=BASELINES.get),
+                }
+            else:
+                shorter = min(size)
+                patch = left.slider("Side of the hidden patch, in pixels", max(1, shorter // 32), max(2, shorter // 2),
+                                    max(1, round(shorter / 8)), key="why_occlusion_patch")
+                overlap = right.radio("Patches", ["side by side", "overlapping by half"], key="why_occlusion_overlap", horizontal=True)
+                fill = right.selectbox("Hidden with", list(FILLS), key="why_occlusion_fill", format_func=FILLS.get)
+                chosen[method] = {"patch": int(patch), "stride": int(patch) if overlap == "side by side" else max(1, int(patch) // 2),
+                                  "fill": fill}
+    return chosen
 
 
 def methods_ui() -> list[str]:
@@ -609,13 +653,17 @@ def why_view(page: Page) -> None:
     if len(methods) > MOST_METHODS:
         st.warning(f"{len(methods)} methods are chosen; the first {MOST_METHODS} are shown side by side.")
         methods = methods[:MOST_METHODS]
+    depth = next(info.output_shape[-1] for info in table.convolutions if info.name == layer)
+    chosen = method_settings_ui(methods, depth, page.batch.shape[1:3])
     store = server().explanations
-    keys = {m: (page.key, m, int(class_index), layer if METHOD_INFO[m].layer else None) for m in methods}
+    keys = {m: (page.key, m, int(class_index), layer if METHOD_INFO[m].layer else None, tuple(sorted(chosen[m].items())))
+            for m in methods}
 
     def compute(method: str, report=None) -> Any:
         return store.get(keys[method], lambda: explain(
             page.opened.probe, page.batch, method=method, class_index=int(class_index),
-            layer=layer if METHOD_INFO[method].layer else None, progress=report, **_explanation_settings(page, method)))
+            layer=layer if METHOD_INFO[method].layer else None, progress=report,
+            **_explanation_settings(page, method, chosen[method])))
 
     for method in methods:
         if not METHOD_INFO[method].expensive and keys[method] not in store:

@@ -25,17 +25,12 @@ import numpy as np
 from .batches import Progress, batch_size, report, slices
 from .errors import ChoiceError
 from .explanation import Explanation, check_batch, display_map
+from .methods import BASELINES
 from .passes import logits_and_outputs
 from .probe import Probe
 from .scores import choose_classes, class_probability, score_values
 
 ATTRIBUTIONS = ("saliency", "smoothgrad", "integrated-gradients", "gradient-x-input")
-#: Baselines Integrated Gradients can start from.
-BASELINES = {
-    "black": "a black image",
-    "blur": "the image blurred beyond recognition",
-    "noise": "uniform noise over the image's range of values",
-}
 
 
 def black_input(preprocessing: str, channels: int) -> np.ndarray:

@@ -80,14 +80,16 @@ class Explanation:
 
     def caption(self, index: int = 0, class_names: Sequence[str] | None = None) -> str:
         """One plain sentence: the method, the layer, the class and how sure the model is of it."""
-        from .methods import METHOD_INFO
+        from .methods import METHOD_INFO, settings_words
         from .predictions import class_labels
 
         info = METHOD_INFO[self.method]
         chosen = int(self.class_index[index])
         label = class_labels(chosen + 1, class_names)[chosen]
         where = f" at layer {self.layer}" if self.layer else ""
-        return f"{info.title}{where}, for {label} (probability {self.probability[index]:.1%}): {DISPLAY_RULES[self.display]}."
+        used = settings_words(self.method, self.settings)
+        used = f" ({used})" if used else ""
+        return f"{info.title}{where}{used}, for {label} (probability {self.probability[index]:.1%}): {DISPLAY_RULES[self.display]}."
 
     def _repr_png_(self) -> bytes:  # a notebook shows the first image's map by itself
         from .figures import picture_png

@@ -14,6 +14,19 @@ FAMILIES = {
     "perturbation": "Perturbation: what happens to the class score when parts of the image are hidden.",
 }
 
+#: What Integrated Gradients' path can start from.
+BASELINES = {
+    "black": "a black image",
+    "blur": "the image blurred beyond recognition",
+    "noise": "uniform noise over the image's range of values",
+}
+#: What Occlusion fills a hidden patch with.
+FILLS = {
+    "black": "black pixels",
+    "mean": "the image's average colour",
+    "blur": "the same patch of a blurred copy of the image",
+}
+
 
 @dataclass(frozen=True)
 class MethodInfo:
@@ -86,3 +99,29 @@ def check_settings(name: str, settings: dict) -> dict:
         offered = f"its settings are: {', '.join(info.settings)}" if info.settings else "it has no settings"
         raise ChoiceError(f"{info.title} has no setting '{unknown[0]}'; {offered}.")
     return {**info.settings, **settings}
+
+
+def settings_words(name: str, settings: dict) -> str:
+    """The settings a method ran with, in plain words for a caption ("" when it has none to tell).
+
+    >>> settings_words("smoothgrad", {"samples": 20, "noise": 0.2, "seed": 0})
+    '20 noisy copies, noise 20% of the range of values'
+    >>> settings_words("integrated-gradients", {"steps": 50, "baseline": "blur"})
+    '50 steps from the image blurred beyond recognition'
+    >>> settings_words("occlusion", {"patch": 7, "stride": 7, "fill": "mean"})
+    "patches of 7 x 7 pixels every 7 pixels, filled with the image's average colour"
+    >>> settings_words("scorecam", {"channels": 64}), settings_words("scorecam", {"channels": None})
+    ('the 64 channels whose maps vary most', 'all channels')
+    """
+    if name == "smoothgrad":
+        return f"{settings['samples']} noisy copies, noise {settings['noise']:.0%} of the range of values"
+    if name == "integrated-gradients":
+        start = settings["baseline"]
+        return f"{settings['steps']} steps from {BASELINES[start] if isinstance(start, str) else 'a given image'}"
+    if name == "occlusion" and settings.get("patch") is not None:
+        fill = settings["fill"]
+        filled = FILLS[fill] if isinstance(fill, str) else f"the value {fill:g}"
+        return f"patches of {settings['patch']} x {settings['patch']} pixels every {settings['stride']} pixels, filled with {filled}"
+    if name == "scorecam":
+        return "all channels" if settings.get("channels") is None else f"the {settings['channels']} channels whose maps vary most"
+    return ""

@@ -19,16 +19,9 @@ from .batches import batch_size as fitting_batch
 from .errors import ChoiceError
 from .explanation import Explanation, check_batch, display_map
 from .passes import class_logits, logits_and_outputs
+from .methods import FILLS
 from .probe import Probe
 from .scores import choose_classes, class_probability, score_values
-
-#: What a hidden patch is filled with.
-FILLS = {
-    "black": "black pixels",
-    "mean": "the image's average colour",
-    "blur": "the same patch of a blurred copy of the image",
-}
-
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:
     """Where patches of ``patch`` pixels start along an edge of ``size`` pixels, every ``stride``,

@@ -93,6 +93,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=300)
     parser.add_argument("--methods", nargs="+", help="only these methods (default: all); the checks run with gradcam only")
     parser.add_argument("--no-checks", action="store_true", help="leave out the timing of the checks")
+    parser.add_argument("--samples", type=int, help="SmoothGrad's noisy copies (default: the library's 20; 4 with --quick)")
+    parser.add_argument("--steps", type=int, help="Integrated Gradients' steps (default: the library's 50; 8 with --quick)")
     args = parser.parse_args()
 
     from actviz.cams import _first_pass, ablation_weights
@@ -115,8 +117,8 @@ def main() -> int:
     quick = args.quick
     settings = {
         "scorecam": {"channels": 64} if quick else {},
-        "smoothgrad": {"samples": 4} if quick else {},
-        "integrated-gradients": {"steps": 8} if quick else {},
+        "smoothgrad": {"samples": args.samples or 4} if quick or args.samples else {},
+        "integrated-gradients": {"steps": args.steps or 8} if quick or args.steps else {},
         "occlusion": {"patch": 75} if quick else {},
     }
     rows, figures = [], {}

@@ -419,7 +419,8 @@ def test_why_view_shows_methods_side_by_side_and_checks_them(app):
     assert "Occlusion" not in shown  # slow: computed only when asked
     at.button(key="why_go").click().run()
     assert not at.exception and not at.error
-    assert "Occlusion sensitivity, for digit" in _read(" ".join(" ".join(i.captions) for i in at.image))
+    assert "Occlusion sensitivity (patches of 7 x 7 pixels every 7 pixels, filled with black pixels), for digit" in _read(
+        " ".join(" ".join(i.captions) for i in at.image))  # the library's default: an eighth of the 56-pixel side
     # the checks of Grad-CAM on the trained demo model: it depends on the learned weights
     at.selectbox(key="why_check_method").set_value("gradcam").run()
     at.button(key="why_checks_go").click().run()
@@ -427,3 +428,50 @@ def test_why_view_shows_methods_side_by_side_and_checks_them(app):
     verdicts = [m.value for m in [*at.success, *at.warning, *at.info]]
     assert any("learned" in _read(v) for v in verdicts), verdicts
     assert any("random down to" in _read(" ".join(i.captions)) for i in at.image)
+
+
+def test_why_view_settings_of_the_slower_methods_reach_the_computation(app, monkeypatch):
+    """Settings chosen in the folded box are the ones the maps are computed with, and a map computed
+    with other settings is a different map (not the one stored for the defaults)."""
+    import importlib
+
+    import numpy as np
+
+    from actviz.demo import samples
+    from actviz.images import open_image
+    from actviz.models import open_model
+    from actviz.preprocessing import prepare
+
+    module = importlib.import_module("actviz.explain")  # the module: the package's own `explain` is the notebook function
+    computed, plain = {}, module.explain
+
+    def spy(*args, method, **kwargs):  # the app imports explain on each run: it gets this one
+        computed[method] = plain(*args, method=method, **kwargs)
+        return computed[method]
+
+    monkeypatch.setattr(module, "explain", spy)
+    at = app.run()
+    at.session_state["view"] = "Why this answer"
+    at.session_state["why_cam"] = []
+    at.session_state["why_gradient"] = ["integrated-gradients"]
+    at.session_state["why_perturbation"] = ["occlusion"]
+    at.run()
+    assert not at.exception and not at.error
+    assert at.slider(key="why_ig_steps").value == 50 and at.slider(key="why_occlusion_patch").value == 7  # the library's defaults
+    at.slider(key="why_ig_steps").set_value(8)
+    at.selectbox(key="why_ig_baseline").set_value("blur")
+    at.slider(key="why_occlusion_patch").set_value(14)
+    at.radio(key="why_occlusion_overlap").set_value("overlapping by half")
+    at.selectbox(key="why_occlusion_fill").set_value("mean").run()
+    at.button(key="why_go").click().run()
+    assert not at.exception and not at.error
+    shown = _read(" ".join(" ".join(i.captions) for i in at.image))
+    assert "Integrated Gradients (8 steps from the image blurred beyond recognition), for digit" in shown
+    assert "Occlusion sensitivity (patches of 14 x 14 pixels every 7 pixels, filled with the image's average colour)" in shown
+    # the map the page computed is the library's map for these settings, called directly, and not the default one
+    opened = open_model()
+    _, batch = prepare(opened.probe, open_image(samples()[0]), "rescale")
+    expected = plain(opened.probe, batch, method="occlusion", patch=14, stride=7, fill="mean")
+    assert np.allclose(computed["occlusion"].raw, expected.raw, atol=1e-5)
+    assert not np.allclose(plain(opened.probe, batch, method="occlusion").raw, expected.raw, atol=1e-3)
+    assert computed["integrated-gradients"].settings["steps"] == 8
