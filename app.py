@@ -583,6 +583,9 @@ def method_settings_ui(methods: list[str], depth: int, size: tuple[int, int]) ->
             left, right = st.columns(2)
             if method == "scorecam":
                 counts = [n for n in (16, 32, 64, 128, 256) if n < depth] + [depth]
+                if len(counts) == 1:
+                    left.caption(f"All {depth} channels of the layer are used: one pass of the model each.")
+                    continue
                 used = left.select_slider(
                     "Channels used", counts, value=depth, key="why_scorecam_channels",
                     format_func=lambda n: f"all {n}" if n == depth else str(n),
