@@ -41,6 +41,7 @@ from actviz.jobs import JobQueue, Limits, with_deadline
 from actviz.loading import file_digest
 from actviz.methods import BASELINES, FAMILIES, FILLS, METHOD_INFO
 from actviz.models import OpenModel, open_model
+from actviz.occlusion import default_patch
 from actviz.predictions import class_count, class_labels, class_probabilities, is_probability, parse_class_names, predicted_class
 from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare
 from actviz.probe import Activations
@@ -608,7 +609,7 @@ def method_settings_ui(methods: list[str], depth: int, size: tuple[int, int]) ->
             else:
                 shorter = min(size)
                 patch = left.slider("Side of the hidden patch, in pixels", max(1, shorter // 32), max(2, shorter // 2),
-                                    max(1, round(shorter / 8)), key="why_occlusion_patch")
+                                    default_patch(*size), key="why_occlusion_patch")
                 overlap = right.radio("Patches", ["side by side", "overlapping by half"], key="why_occlusion_overlap", horizontal=True)
                 fill = right.selectbox("Hidden with", list(FILLS), key="why_occlusion_fill", format_func=FILLS.get)
                 chosen[method] = {"patch": int(patch), "stride": int(patch) if overlap == "side by side" else max(1, int(patch) // 2),

@@ -18,10 +18,20 @@ from .batches import Progress, report, slices
 from .batches import batch_size as fitting_batch
 from .errors import ChoiceError
 from .explanation import Explanation, check_batch, display_map
-from .passes import class_logits, logits_and_outputs
 from .methods import FILLS
+from .passes import class_logits, logits_and_outputs
 from .probe import Probe
 from .scores import choose_classes, class_probability, score_values
+
+
+def default_patch(height: int, width: int) -> int:
+    """The side of the hidden square when none is given: an eighth of the shorter side.
+
+    >>> default_patch(300, 300), default_patch(56, 80), default_patch(4, 4)
+    (38, 7, 1)
+    """
+    return max(1, round(min(height, width) / 8))
+
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:
     """Where patches of ``patch`` pixels start along an edge of ``size`` pixels, every ``stride``,
@@ -46,7 +56,7 @@ def occlusion(
     """
     batch = check_batch(batch)
     count, height, width, _ = batch.shape
-    patch = max(1, round(min(height, width) / 8)) if patch is None else _size(patch, "patch", min(height, width))
+    patch = default_patch(height, width) if patch is None else _size(patch, "patch", min(height, width))
     stride = patch if stride is None else _size(stride, "stride", min(height, width))
     logits, probabilities = logits_and_outputs(probe, batch)
     chosen = choose_classes(probabilities, class_index)

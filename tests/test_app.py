@@ -475,3 +475,20 @@ def test_why_view_settings_of_the_slower_methods_reach_the_computation(app, monk
     assert np.allclose(computed["occlusion"].raw, expected.raw, atol=1e-5)
     assert not np.allclose(plain(opened.probe, batch, method="occlusion").raw, expected.raw, atol=1e-3)
     assert computed["integrated-gradients"].settings["steps"] == 8
+
+
+def test_why_view_settings_survive_a_layer_with_other_choices(app):
+    """A Score-CAM setting chosen at one layer is not offered at a shallower one: switching layers
+    keeps the page working and falls back to all the new layer's channels."""
+    at = app.run()
+    at.session_state["view"] = "Why this answer"
+    at.session_state["why_cam"] = ["scorecam"]
+    at.session_state["cam_layer"] = "block3_conv2"  # 64 channels: 16, 32 or all 64
+    at.run()
+    at.select_slider(key="why_scorecam_channels").set_value(64).run()
+    at.selectbox(key="cam_layer").set_value("block2_conv1").run()  # 32 channels: 16 or all 32
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.select_slider(key="why_scorecam_channels").value == 32
+    at.selectbox(key="cam_layer").set_value("block1_conv1").run()  # 16 channels: nothing to choose
+    assert not at.exception and not at.error and not at.select_slider
+    assert "All 16 channels of the layer are used" in _texts(at)
