@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -180,17 +182,37 @@ def _merge_stream(stream, summary: Summary, covered: np.ndarray, todo: np.ndarra
 
 
 def save_checkpoint(path: str | os.PathLike, summary: Summary, covered: np.ndarray, identity: dict) -> None:
-    """Write the summary so far and the images covered to ``path``, replaced atomically."""
+    """Write the summary so far and the images covered to ``path``, replaced atomically; a Ctrl-C
+    during the write waits until the file is whole (then it is raised)."""
     import io
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, summary=np.frombuffer(summary.to_bytes(), np.uint8), covered=np.packbits(covered),
-             size=np.array(len(covered)), identity=np.frombuffer(json.dumps(identity, sort_keys=True).encode(), np.uint8))
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(buffer.getvalue())
-    os.replace(partial, path)
+    with _interrupt_deferred():
+        buffer = io.BytesIO()
+        np.savez(buffer, summary=np.frombuffer(summary.to_bytes(), np.uint8), covered=np.packbits(covered),
+                 size=np.array(len(covered)), identity=np.frombuffer(json.dumps(identity, sort_keys=True).encode(), np.uint8))
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(buffer.getvalue())
+        os.replace(partial, path)
+
+
+@contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise it: an interrupted write of a ZIP
+    leaves it half-made and ends in another error than KeyboardInterrupt. Outside the main thread
+    (where no signal arrives) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def load_checkpoint(path: str | os.PathLike, identity: dict) -> tuple[Summary, np.ndarray]:
