@@ -10,6 +10,10 @@ with no images, an unsafe ZIP) raise one ``DatasetError`` in plain words.
 
 Labels follow ``keras.utils.image_dataset_from_directory``: one subfolder per class, classes in
 sorted order, subfolders of a class folder searched too.
+
+Links in a folder: a link to a file inside the folder is read; a link that leads outside it is
+skipped (with the reason), and a link to a folder is never entered, so a class folder that is a
+link is not a class. Reading checks again (a file may be swapped for a link after the listing).
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ MAX_IMAGE_BYTES = 100 * 1024**2
 MAX_ZIP_DEPTH = 32
 #: Missing files named in the message about a CSV (the rest are counted).
 _SHOWN = 5
+#: Why a file found is left out: it cannot be read; a link (in a folder) that is not followed.
+_UNREADABLE = "the file cannot be read (no permission)"
+OUTSIDE_LINK = "a link to a place outside the data set's folder"
+FOLDER_LINK = "a link to another folder of the data set; links to folders are not followed"
+BROKEN_LINK = "a link to a file that does not exist"
+#: Why a relative path of a CSV list is left out.
+OUTSIDE_LIST = "the path leads outside the list's folder (through '..' or a link); write it as an absolute path to read it"
 
 LABEL_MODES = ("folders", "none")
 
@@ -153,37 +164,63 @@ class _Reader:
 
 @dataclass(frozen=True)
 class _FileReader(_Reader):
-    """Files on disk, each path relative to ``base`` (or absolute, from a CSV)."""
+    """Files on disk, each path relative to ``base`` (or absolute, from a CSV: ``absolute``).
+
+    A relative path is read only if it still resolves inside ``base`` when read: the file may
+    have been swapped for a link to somewhere else since the listing."""
 
     base: str
+    absolute: bool = False
 
     def read(self, path: str):
-        return open_image(self._full(path))
+        return open_image(self._checked(path))
 
-    def file_paths(self, paths: Sequence[str]) -> list[str]:
-        return [str(self._full(p)) for p in paths]
+    def file_paths(self, paths: Sequence[str]) -> list[str] | None:
+        """The files' paths; None when one now leads outside ``base``, so that Ray Data does not
+        read it itself and each image goes through ``read``, which refuses that one."""
+        inside = _Inside(self.base)
+        full = [str(self._full(p)) for p in paths]
+        if any(not (self.absolute and os.path.isabs(p)) and not inside(f) for p, f in zip(paths, full)):
+            return None
+        return full
 
     def _full(self, path: str) -> Path:
         return Path(self.base) / path
 
+    def _checked(self, path: str) -> str:
+        """The file's real path (links followed); ``ImageError`` if it leads outside ``base``."""
+        full = str(self._full(path))
+        if self.absolute and os.path.isabs(path):
+            return full  # a CSV may name any file on purpose
+        if os.path.isabs(path):
+            raise ImageError(f"The path '{path}' is not inside the data set's folder, so it is not read.")
+        real = os.path.realpath(full)
+        if not _within(real, os.path.realpath(self.base)):
+            raise ImageError("The file is a link to a place outside the data set's folder (it may have been replaced since the "
+                             "data set was listed), so it is not read.")
+        return real
+
 
 class _ZipReader(_Reader):
     """Members of a ZIP archive (a path, or the bytes of an upload), under ``prefix``. The
-    archive is opened once per process, when first read (ZipFile reads are thread-safe)."""
+    archive is opened once per process, when first read (ZipFile reads are thread-safe).
 
-    def __init__(self, archive: str | bytes, prefix: str):
-        self.archive, self.prefix = archive, prefix
+    ``renamed``: the member's name in the archive for each listed name that differs from it
+    (``a/./x.png`` is listed as ``a/x.png``); empty for almost every archive."""
+
+    def __init__(self, archive: str | bytes, prefix: str, renamed: dict[str, str] | None = None):
+        self.archive, self.prefix, self.renamed = archive, prefix, dict(renamed or {})
         self._zip: zipfile.ZipFile | None = None
 
     def __getstate__(self) -> dict:
-        return {"archive": self.archive, "prefix": self.prefix, "_zip": None}
+        return {"archive": self.archive, "prefix": self.prefix, "renamed": self.renamed, "_zip": None}
 
     def read(self, path: str):
         if self._zip is None:
             self._zip = zipfile.ZipFile(io.BytesIO(self.archive) if isinstance(self.archive, bytes) else self.archive)
         archive = self._zip
         name = self.prefix + path
-        info = archive.getinfo(name)
+        info = archive.getinfo(getattr(self, "renamed", {}).get(name, name))
         if info.file_size > MAX_IMAGE_BYTES:
             raise ImageError(f"The file is {info.file_size / 1e6:.0f} MB, more than the {MAX_IMAGE_BYTES / 1e6:.0f} MB allowed for one image.")
         try:
@@ -243,39 +280,39 @@ def open_source(location: str | os.PathLike | bytes | None = None, *, labels: st
 
 
 def open_folder(root: str | os.PathLike, *, labels: str = "folders") -> Source:
-    """A folder of images: class labels from its subfolders (``labels="folders"``) or none."""
+    """A folder of images: class labels from its subfolders (``labels="folders"``) or none.
+
+    Links are not followed out of ``root`` nor into folders (see the module's notes): they are
+    listed in ``skipped`` with the reason, and a class folder that is a link is not a class."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"There is no folder at '{root}'.")
-    files, folders, unreadable = [], set(), []
-    for current, dirs, names in os.walk(root, onerror=None, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not _ignored(d))
-        relative = Path(current).relative_to(root).as_posix()
-        prefix = "" if relative == "." else relative + "/"
-        if not prefix:
-            folders.update(dirs)
-        for name in names:
-            if _ignored(name):
-                continue
-            full = os.path.join(current, name)
-            files.append(prefix + name)
-            if not os.access(full, os.R_OK):
-                unreadable.append(prefix + name)
-    listing = _Listing.of(files, folders, labels=labels, where=f"the folder '{root}'")
-    blocked, listed = set(unreadable), set(listing.paths)
-    skipped = [Skipped(p, "the file cannot be read (no permission)") for p in unreadable if p in listed]
-    keep = [i for i, p in enumerate(listing.paths) if p not in blocked]
+    walk = _walk(root)
+    notes = [_linked_classes_note(walk.linked_tops)] if walk.linked_tops else []
+    try:
+        listing = _Listing.of(walk.files, walk.folders, labels=labels, where=f"the folder '{root}'")
+    except DatasetError as exc:
+        if not walk.linked_tops:
+            raise
+        raise DatasetError(f"{exc} {notes[0]}") from None
+    listed = set(listing.paths)  # a file that is not an image is already skipped as such
+    blocked = [Skipped(p, reason) for p, reason in walk.blocked.items() if p in listed]
+    skipped = sorted(blocked + walk.folder_links, key=lambda row: row.path)
+    keep = [i for i, p in enumerate(listing.paths) if p not in walk.blocked]
     return Source(
         kind="folder", location=str(root), paths=tuple(listing.paths[i] for i in keep),
         labels=None if listing.labels is None else listing.labels[keep], label_names=listing.names,
-        reader=_FileReader(str(root)), skipped=tuple(listing.skipped + skipped), notes=tuple(listing.notes),
+        reader=_FileReader(str(root)), skipped=tuple(listing.skipped + skipped), notes=tuple(listing.notes + notes),
         stamp=_stamp(root, [listing.paths[i] for i in keep]),
     )
 
 
 def open_csv(path: str | os.PathLike) -> Source:
     """A CSV list of images: a ``path`` column (relative to the CSV's folder, or absolute) and an
-    optional ``label`` column; a file without a header row is read as ``path[,label]``."""
+    optional ``label`` column; a file without a header row is read as ``path[,label]``.
+
+    An absolute path is read wherever it is (the list's author named it on purpose); a relative
+    path must stay inside the CSV's folder once links are followed, else it is skipped."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -304,16 +341,28 @@ def open_csv(path: str | os.PathLike) -> Source:
     paths = tuple(p for p, _ in entries)
     texts = [label for _, label in entries]
     names = tuple(sorted({t for t in texts if t})) or None
-    labels = None if names is None else np.array([names.index(t) if t else -1 for t in texts], dtype=np.int64)
-    unreadable = [p for p in paths if not os.access(base / p, os.R_OK)]
+    number = {name: i for i, name in enumerate(names or ())}  # a dict, not names.index: linear in rows
+    labels = None if names is None else np.array([number[t] if t else -1 for t in texts], dtype=np.int64)
+    blocked = _blocked_rows(base, paths)
     notes = [] if names else ["The list has no labels: accuracy and per-class results are left out."]
-    blocked = set(unreadable)
     keep = [i for i, p in enumerate(paths) if p not in blocked]
     return Source(
         kind="csv", location=str(path), paths=tuple(paths[i] for i in keep), labels=None if labels is None else labels[keep],
-        label_names=names, reader=_FileReader(str(base)), skipped=tuple(Skipped(p, "the file cannot be read (no permission)") for p in unreadable),
+        label_names=names, reader=_FileReader(str(base), absolute=True), skipped=tuple(Skipped(p, r) for p, r in blocked.items()),
         notes=tuple(notes), stamp=_stamp(base, [paths[i] for i in keep]),
     )
+
+
+def _blocked_rows(base: Path, paths: Sequence[str]) -> dict[str, str]:
+    """The rows of a CSV that are not read, path -> why: a relative path that leads outside
+    ``base`` (``..`` or a link), a file that cannot be read."""
+    inside, blocked = _Inside(base), {}
+    for p in paths:
+        if not os.path.isabs(p) and not inside(base / p):
+            blocked[p] = OUTSIDE_LIST
+        elif not os.access(base / p, os.R_OK):
+            blocked[p] = _UNREADABLE
+    return blocked
 
 
 def open_zip(
@@ -326,7 +375,9 @@ def open_zip(
     decompress to more than ``max_total`` bytes, has more than ``max_entries`` entries, has an
     entry whose name leaves the archive's folder (``..``, an absolute path, a drive) or is a
     link, or nests folders more than ``MAX_ZIP_DEPTH`` deep. A single top folder (``test/...``)
-    is stepped into; ``__MACOSX`` and hidden files are ignored.
+    is stepped into; ``__MACOSX`` and hidden files are ignored. Names are read with ``.`` and
+    empty parts left out (``a/./x.png`` and ``a//x.png`` are ``a/x.png``); two entries with the
+    same name so read are refused.
     """
     data = archive if isinstance(archive, bytes) else None
     where = "the uploaded ZIP archive" if data is not None else f"the ZIP archive '{Path(archive).name}'"
@@ -338,12 +389,13 @@ def open_zip(
         infos = opened.infolist()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise DatasetError(f"{where[0].upper() + where[1:]} is not a ZIP file that can be read ({exc}).") from None
-    files = _check_zip(infos, where=where, max_total=max_total, max_entries=max_entries)
-    prefix = _common_folder(files)
-    inner = [name[len(prefix):] for name in files]
-    folders = {name.split("/", 1)[0] for name in inner if "/" in name}
+    members = _check_zip(infos, where=where, max_total=max_total, max_entries=max_entries)
+    prefix = _common_folder(list(members))
+    inner = [name[len(prefix):] for name in members]
+    folders = {top for top in map(_top_folder, inner) if top is not None}
     listing = _Listing.of(inner, folders, labels=labels, where=where)
-    too_big = {name for name, info in zip(inner, (opened.getinfo(prefix + n) for n in inner)) if info.file_size > MAX_IMAGE_BYTES}
+    too_big = {name[len(prefix):] for name, info in members.items() if info.file_size > MAX_IMAGE_BYTES}
+    renamed = {name: info.filename for name, info in members.items() if name != info.filename}
     keep = [i for i, p in enumerate(listing.paths) if p not in too_big]
     skipped = [Skipped(p, f"the file is larger than {MAX_IMAGE_BYTES / 1e6:.0f} MB") for p in listing.paths if p in too_big]
     location = "uploaded ZIP" if data is not None else str(archive)
@@ -351,7 +403,7 @@ def open_zip(
     return Source(
         kind="zip", location=location, paths=tuple(listing.paths[i] for i in keep),
         labels=None if listing.labels is None else listing.labels[keep], label_names=listing.names,
-        reader=_ZipReader(data if data is not None else str(archive), prefix), skipped=tuple(listing.skipped + skipped),
+        reader=_ZipReader(data if data is not None else str(archive), prefix, renamed), skipped=tuple(listing.skipped + skipped),
         notes=tuple(listing.notes), stamp=stamp,
     )
 
@@ -411,42 +463,154 @@ class _Listing:
             if labels == "folders":
                 notes.append("There are no class subfolders, so the images are read without labels: accuracy and per-class results are left out.")
             return cls(images, None, None, skipped, notes)
-        by_class = {name: [f for f in images if f.split("/", 1)[0] == name] for name in classes}
+        by_class: dict[str, list[str]] = {name: [] for name in classes}
+        loose = []
+        for f in images:  # one pass, in sorted order: each class keeps its images sorted
+            top = _top_folder(f)
+            if top is None:
+                loose.append(f)
+            elif top in by_class:
+                by_class[top].append(f)
         empty = [name for name, found in by_class.items() if not found]
         if empty:
             raise DatasetError(
                 f"The class folder{'s' if len(empty) > 1 else ''} {', '.join(repr(e) for e in empty)} in {where} "
                 f"{'have' if len(empty) > 1 else 'has'} no images. Every subfolder is read as a class; add its images or remove it."
             )
-        loose = [f for f in images if "/" not in f]
         skipped += [Skipped(f, "not inside a class folder") for f in loose]
         paths = [f for name in classes for f in by_class[name]]
         label_of = np.array([i for i, name in enumerate(classes) for _ in by_class[name]], dtype=np.int64)
         return cls(paths, label_of, tuple(classes), skipped, notes)
 
 
-def _check_zip(infos: list[zipfile.ZipInfo], *, where: str, max_total: int, max_entries: int) -> list[str]:
-    """The file names in a ZIP, after refusing an archive that is unsafe to read as a whole."""
+def _top_folder(path: str) -> str | None:
+    """The first folder of a relative posix path (its class), or None for a file at the top."""
+    top, slash, _ = path.partition("/")
+    return top if slash else None
+
+
+@dataclass
+class _Walk:
+    """What a folder holds: ``files`` (relative posix paths; links to files too), the top-level
+    ``folders``, ``blocked`` files (path -> why it is not read), ``folder_links`` (never entered)
+    and ``linked_tops``, the top-level folders among them (would-be classes)."""
+
+    files: list[str] = field(default_factory=list)
+    folders: set[str] = field(default_factory=set)
+    blocked: dict[str, str] = field(default_factory=dict)
+    folder_links: list[Skipped] = field(default_factory=list)
+    linked_tops: list[str] = field(default_factory=list)
+
+
+def _walk(root: Path) -> _Walk:
+    """Every entry under ``root`` once, folders in sorted order, links never entered. One
+    ``scandir`` a folder: whether an entry is a link or a folder comes with it, no extra call."""
+    walk, real_root = _Walk(), os.path.realpath(root)
+    stack = [(str(root), "")]
+    while stack:
+        current, prefix = stack.pop()
+        try:
+            with os.scandir(current) as found:
+                entries = sorted(found, key=lambda entry: entry.name)
+        except OSError:  # a folder that cannot be listed is left out, as os.walk leaves it out
+            continue
+        below = []
+        for entry in entries:
+            if _ignored(entry.name):
+                continue
+            path = prefix + entry.name
+            if entry.is_symlink():
+                _add_link(walk, entry.path, path, real_root, top=not prefix)
+            elif entry.is_dir(follow_symlinks=False):
+                below.append((entry.path, path + "/"))
+                if not prefix:
+                    walk.folders.add(entry.name)
+            else:
+                walk.files.append(path)
+                if not os.access(entry.path, os.R_OK):
+                    walk.blocked[path] = _UNREADABLE
+        stack.extend(reversed(below))
+    return walk
+
+
+def _add_link(walk: _Walk, full: str, path: str, real_root: str, *, top: bool) -> None:
+    """A link found at ``full`` (``path`` in the data set): a link to a folder is never entered;
+    a link to a file is listed, and blocked unless it resolves to a readable file in the root."""
+    target = os.path.realpath(full)
+    inside = _within(target, real_root)
+    if os.path.isdir(target):
+        walk.folder_links.append(Skipped(path, FOLDER_LINK if inside else OUTSIDE_LINK))
+        if top:
+            walk.linked_tops.append(path)
+        return
+    walk.files.append(path)
+    if not inside:
+        walk.blocked[path] = OUTSIDE_LINK
+    elif not os.path.exists(target):
+        walk.blocked[path] = BROKEN_LINK
+    elif not os.access(target, os.R_OK):
+        walk.blocked[path] = _UNREADABLE
+
+
+def _linked_classes_note(names: Sequence[str]) -> str:
+    """Why top-level folders that are links (would-be classes) are not read, in words."""
+    many = len(names) > 1
+    return (
+        f"The folder{'s' if many else ''} {', '.join(repr(n) for n in names)} {'are links' if many else 'is a link'} to "
+        f"{'other folders' if many else 'another folder'}, so {'they are' if many else 'it is'} not read (links to folders "
+        f"are not followed): copy the images in, or give actviz the folder the link{'s' if many else ''} point{'' if many else 's'} to."
+    )
+
+
+class _Inside:
+    """Whether files resolve (links followed) inside ``root``. Each folder's real path is found
+    once, so a long list costs about one system call a file, not one a folder level."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = os.path.realpath(root)
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, full: str | os.PathLike) -> bool:
+        folder, name = os.path.split(os.fspath(full))
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        joined = os.path.join(real_folder, name)
+        real = os.path.realpath(joined) if name in ("", ".", "..") or os.path.islink(joined) else joined
+        return _within(real, self.root)
+
+
+def _within(real: str, root: str) -> bool:
+    """``real`` is ``root`` or below it (both real, absolute paths)."""
+    return real == root or real.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+
+def _check_zip(infos: list[zipfile.ZipInfo], *, where: str, max_total: int, max_entries: int) -> dict[str, zipfile.ZipInfo]:
+    """The files in a ZIP, by name with ``.`` and empty parts left out (``a/./x.png`` is
+    ``a/x.png``), in the archive's order, after refusing an archive unsafe to read as a whole."""
     where = where[0].upper() + where[1:]
     if len(infos) > max_entries:
         raise DatasetError(f"{where} has {len(infos):,} entries, more than the {max_entries:,} allowed.")
     total = sum(info.file_size for info in infos)
     if total > max_total:
         raise DatasetError(f"{where} would take {total / 1e9:.1f} GB once decompressed, more than the {max_total / 1e9:.1f} GB allowed.")
-    files = []
+    files: dict[str, zipfile.ZipInfo] = {}
+    twice = False
     for info in infos:
         name = info.filename
-        parts = PurePosixPath(name).parts
+        parts = PurePosixPath(name).parts  # PurePosixPath drops "." and empty parts, keeps ".."
         if name.startswith(("/", "\\")) or "\\" in name or ".." in parts or (parts and ":" in parts[0]) or "\0" in name:
             raise DatasetError(f"{where} contains an entry that points outside its folder ('{name}'); it is refused as unsafe.")
         if stat.S_ISLNK(info.external_attr >> 16):
             raise DatasetError(f"{where} contains a link ('{name}'); archives with links are refused as unsafe.")
         if len(parts) > MAX_ZIP_DEPTH:
             raise DatasetError(f"{where} nests folders more than {MAX_ZIP_DEPTH} deep ('{name[:120]}...'); it is refused.")
-        if info.is_dir() or any(_ignored(part) for part in parts):
+        if info.is_dir() or not parts or any(_ignored(part) for part in parts):
             continue
-        files.append(name)
-    if len(set(files)) != len(files):
+        plain = "/".join(parts)
+        twice = twice or plain in files
+        files[plain] = info
+    if twice:
         raise DatasetError(f"{where} holds the same file name twice; it cannot be read unambiguously.")
     return files
 
