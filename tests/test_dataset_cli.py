@@ -85,7 +85,8 @@ def test_reopened_summary_prints_and_rewrites_the_same_tables(data, tmp_path, ca
     capsys.readouterr()
     assert main(["dataset", "--summary", str(out / "summary.npz")]) == 0
     assert "24 images were summarised" in capsys.readouterr().out
-    assert main(["dataset", "--summary", str(out / "summary.npz"), "--out", str(again), "--model", str(data / "colours.keras")]) == 0
+    assert main(["dataset", "--summary", str(out / "summary.npz"), "--out", str(again), "--model", str(data / "colours.keras"),
+                 "--images", str(data / "images")]) == 0  # the images are named again: a summary's stored location is never opened
     for name in ("top_images.csv", "channels.csv", "predictions.csv", "skipped.csv", "sheets/000_conv.png"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 

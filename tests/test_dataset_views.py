@@ -141,12 +141,12 @@ def test_class_and_cell_heatmaps_confusion_mistakes_dead(demo_run):
 
 def test_saved_summary_reopens_its_demo_source(demo_run):
     from actviz.dataset.summary import Summary
-    from actviz.dataset.views import reopen_source
+    from actviz.dataset.views import summary_source
 
     _, source, summary = demo_run
     again = Summary.load(summary.to_bytes())
-    reopened = reopen_source(again)
-    assert reopened is not None and reopened.fingerprint == source.fingerprint
+    reopened, why = summary_source(again, None)
+    assert reopened is not None and reopened.fingerprint == source.fingerprint and why == ""
 
 
 def test_cache_key_follows_model_data_and_settings(demo_run):

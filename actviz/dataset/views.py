@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ActvizError, ChannelNotFoundError, ImageError
+from ..errors import ChannelNotFoundError, ImageError
 from ..figures import overlay
 from ..preprocessing import preprocess
 from .report import crop_tile, heatmap_picture
@@ -282,19 +282,32 @@ def dead_channels(summary: Summary) -> list[dict]:
     return rows
 
 
-def reopen_source(summary: Summary) -> Source | None:
-    """The data set a saved summary was made from, if it can still be opened here (for the
-    pictures of its top images); None for an uploaded ZIP or a folder that is gone."""
+def summary_source(summary: Summary, images: str | None) -> tuple[Source | None, str]:
+    """The images to draw a saved summary's pictures from on the command line, or None and why, in words.
+
+    Only ``images`` (a folder, list or ZIP the person running actviz names; "demo" for the demo
+    digits) is opened, or the bundled demo digits when the summary says it was made from them
+    and ``images`` is None. The location written inside a summary is never opened (the file may
+    come from a stranger): it is only named in the words, for the person to give it again. The
+    images are used only when their fingerprint (paths, labels, file sizes and times) is the
+    summary's, so the pictures are those of the images the summary was made from.
+    """
+    import shlex
+
     spec = summary.meta.get("source") or {}
-    if spec.get("kind") == "demo":
-        return open_source(None)
-    if spec.get("kind") in ("folder", "csv", "zip") and spec.get("location") and spec["location"] != "uploaded ZIP":
-        try:
-            labels = "folders" if summary.meta.get("labelled", True) else "none"
-            return open_source(spec["location"], kind=spec["kind"], labels=labels)
-        except (ActvizError, OSError):  # gone, moved or changed: the summary itself still shows
-            return None
-    return None
+    if images is None and spec.get("kind") != "demo":
+        location = spec.get("location") or ""
+        if location and location != "uploaded ZIP":
+            return None, (f"the contact sheets need the images this summary was made from ({location}); they are not read from "
+                          f"a location written in the file: to draw them, add --images {shlex.quote(location)}")
+        return None, "the contact sheets need the images this summary was made from: to draw them, add --images with them"
+    labels = "folders" if summary.meta.get("labelled", True) else "none"
+    offered = open_source(None if images in (None, "demo") else images, labels=labels)
+    found = matching_source(summary, [offered])
+    if found is None:
+        return None, (f"the images given ({offered.describe().rstrip('.')}) are not the ones this summary was made from "
+                      "(other files, labels, sizes or times), so no contact sheets are drawn")
+    return found, ""
 
 
 def _answer(summary: Summary, index: int) -> tuple[str, str, float | None]:
