@@ -24,6 +24,7 @@ import streamlit as st
 from actviz import demo
 from actviz.compare import compare_maps, shared_range
 from actviz.dataset import Source, Summary, demo_digits, open_source, summarize
+from actviz.dataset.summary import SummaryLimits
 from actviz.dataset.report import output_files, prediction_rows, top_image_rows
 from actviz.dataset.views import (
     CAPTIONS, cache_key, cell_heatmaps, channel_ranking, class_heatmaps, confusion_rows, dead_channels, matching_source, mistakes,
@@ -37,7 +38,7 @@ from actviz.export import export_bundle, zip_bytes
 from actviz.figures import channel_picture, depth_chart, overlay, picture_png, tile_images
 from actviz.filters import find_patterns, first_layer_kernels
 from actviz.images import open_image
-from actviz.jobs import JobQueue, Limits, with_deadline
+from actviz.jobs import Limits, with_deadline
 from actviz.loading import file_digest
 from actviz.methods import BASELINES, FAMILIES, FILLS, METHOD_INFO
 from actviz.models import OpenModel, open_model
@@ -47,7 +48,9 @@ from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare
 from actviz.probe import Activations
 from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
 from actviz.samples import Sample, sample_images
-from actviz.sharing import BoundedStore, HeldResults, array_bytes
+from actviz.server import Server
+from actviz.server import server as shared_server
+from actviz.settings import value as setting_value
 from actviz.stats import channel_numbers, depth_summary, layer_caption, layer_stats
 from actviz.text import file_name, markdown_text
 from actviz.trust import trust_switch_allowed
@@ -89,79 +92,65 @@ _keep_keras_state_across_reruns()
 # --- shared by every visitor of this server, bounded ---------------------------------------
 
 
-@dataclass
-class Server:
-    """What the visitors of one server share: the job queue, and stores keyed by content."""
-
-    limits: Limits
-    queue: JobQueue
-    models: BoundedStore  # (file digest, trusted) -> OpenModel
-    results: HeldResults  # (model, image, preprocessing, scope) -> Activations, while a visitor holds it
-    patterns: BoundedStore  # (model, preprocessing, layer, targets, method, objective, steps) -> Patterns
-    summaries: BoundedStore  # (model, data set, settings) -> data set Summary
-    sources: BoundedStore  # ("zip", digest) or ("configured", path) -> (data set Source, bytes it holds)
-    explanations: BoundedStore  # (model, image, preprocessing, scope, method, class, layer[, "checks"]) -> Explanation or Checks
-
-
-@st.cache_resource(show_spinner=False)
 def server() -> Server:
-    limits = Limits.from_env()
-    return Server(
-        limits=limits, queue=JobQueue(limits.jobs), results=HeldResults(),
-        models=BoundedStore(max_entries=3, max_bytes=1536 * 1024**2, size=lambda opened: 4 * sum(i.params for i in opened.probe.table if i.depth == 0)),
-        patterns=BoundedStore(max_entries=32, max_bytes=64 * 1024**2, size=lambda p: p.images.nbytes + p.inputs.nbytes),
-        summaries=BoundedStore(max_entries=8, max_bytes=512 * 1024**2, size=lambda summary: summary.nbytes),
-        sources=BoundedStore(max_entries=4, max_bytes=1024**3, size=lambda held: held[1]),
-        explanations=BoundedStore(max_entries=64, max_bytes=256 * 1024**2, size=array_bytes),
-    )
+    """This process's shared state (actviz.server): not in Streamlit's caches, so no client's
+    clear-cache message can empty it or make a second job queue."""
+    return shared_server(fallback=_secrets())
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def _path_digest(path: str, modified: float, size: int) -> str:
+def _secrets() -> dict:
+    """The operator's Streamlit secrets ({} without a secrets file)."""
+    try:
+        return dict(st.secrets)
+    except Exception:  # noqa: BLE001 -- no secrets file, or one that cannot be read: nothing configured
+        return {}
+
+
+def _shown(key: tuple, compute: Callable[[], Any]) -> Any:
+    """Something drawn or computed for the screen, from the server's bounded store of pictures
+    (keyed by content, so visitors share it); arrays come back read-only."""
+    def frozen() -> Any:
+        value = compute()
+        for array in value if isinstance(value, tuple) else (value,):
+            if hasattr(array, "setflags"):
+                array.setflags(write=False)
+        return value
+
+    return server().pictures.get(key, frozen)
+
+
+def _path_digest(path: Path) -> str:
     """SHA-256 of a file on disk, recomputed only when the file changes."""
-    return file_digest(Path(path).read_bytes())
+    stat = path.stat()
+    return server().files.get((str(path), stat.st_mtime_ns, stat.st_size), lambda: file_digest(path.read_bytes()))
 
 
-@st.cache_resource(max_entries=1, ttl=3600, show_spinner="Downloading the model ...")
-def _fetch(url: str) -> tuple[bytes, str]:
-    from actviz.download import fetch_model
-
-    data = fetch_model(url)
-    return data, file_digest(data)
-
-
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def load_image(digest: str, model_key: tuple, method: str, _data: bytes, _opened: OpenModel):
+def load_image(digest: str, model_key: tuple, method: str, data: bytes, opened: OpenModel):
     """(uint8 (H, W, C) image as the model sees it, float32 (1, H, W, C) model input)."""
-    return prepare(_opened.probe, open_image(_data), method)
+    return _shown(("image", digest, model_key, method), lambda: prepare(opened.probe, open_image(data), method))
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def all_stats(key: tuple, _maps: dict) -> dict:
-    return {name: layer_stats(name, activation[0]) for name, activation in _maps.items()}
+def all_stats(key: tuple, maps: dict) -> dict:
+    return _shown(("stats", key), lambda: {name: layer_stats(name, activation[0]) for name, activation in maps.items()})
 
 
-@st.cache_data(max_entries=128, ttl=3600, show_spinner=False)
-def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: str, _activation) -> bytes:
+def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: str, activation) -> bytes:
     """A layer's grid sized for a screen, as PNG bytes (palette PNG: small and quick)."""
-    grid = feature_grid(_activation, per_row=per_row, cmap=cmap, contrast=contrast, display_width=DISPLAY_WIDTH)
-    return png_bytes(grid)
+    return _shown(("grid", key, layer, per_row, cmap, contrast), lambda: png_bytes(
+        feature_grid(activation, per_row=per_row, cmap=cmap, contrast=contrast, display_width=DISPLAY_WIDTH)))
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def channel_png(key: tuple, title: str, channel: int, cmap: str, _activation) -> bytes:
-    return picture_png(channel_picture(_activation[:, :, channel], cmap=cmap, title=title))
+def channel_png(key: tuple, title: str, channel: int, cmap: str, activation) -> bytes:
+    return _shown(("channel", key, title, channel, cmap), lambda: picture_png(channel_picture(activation[:, :, channel], cmap=cmap, title=title)))
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def depth_png(key: tuple, _stats: tuple) -> bytes:
-    return depth_chart(list(_stats))
+def depth_png(key: tuple, stats: tuple) -> bytes:
+    return _shown(("depth", key), lambda: depth_chart(list(stats)))
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def real_images_strip(key: tuple, _summary, _source, _probe):
+def real_images_strip(key: tuple, summary, source, probe):
     """The crops of a channel's four strongest images of a data set, side by side (None: none readable)."""
-    return top_strip(_summary, _source, key[-2], key[-1], probe=_probe)
+    return _shown(("strip", key), lambda: top_strip(summary, source, key[-2], key[-1], probe=probe))
 
 
 def _summary_key(summary: Summary, layer: str, channel: int) -> tuple:
@@ -182,7 +171,7 @@ def forward_pass(key: tuple, opened: OpenModel, batch, names: list[str], *, hold
             array.setflags(write=False)
         return result
 
-    result = server().results.get(key, compute)
+    result = server().results.get(key, compute, need=opened.probe.forward_bytes(batch.shape, names))
     st.session_state[hold] = result
     return result
 
@@ -195,11 +184,19 @@ def queued(what: str, work: Callable[[], Any]) -> Any:
         note.info(f"{what}: waiting for {ahead} other job{'s' if ahead != 1 else ''} on this server to finish ...")
 
     try:
-        with server().queue.turn(waiting=waiting):
+        with server().queue.turn(owner=_visitor(), waiting=waiting):
             note.empty()
             return work()
     finally:
         note.empty()
+
+
+def _visitor() -> str:
+    """This visitor's session: the queue runs one job per session at a time."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else st.session_state.setdefault("_visitor", os.urandom(8).hex())
 
 
 def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key: str, unit: str = "steps") -> Any:
@@ -234,22 +231,16 @@ def _md(text: Any) -> str:
 # --- sidebar: each *_ui() draws widgets and returns what was chosen ---------------------
 
 
-def _setting(name: str) -> str | None:
-    """An operator's setting: the environment variable, else the Streamlit secret of that name."""
-    value = os.environ.get(name)
-    if not value:
-        try:
-            value = st.secrets.get(name)
-        except Exception:  # no secrets file: nothing configured
-            value = None
-    return str(value) if value else None
+def _setting(name: str) -> Any:
+    """An operator's setting (actviz.settings): the environment variable, else the Streamlit secret of that name."""
+    return setting_value(name, fallback=_secrets())
 
 
 def _trust_allowed() -> bool:
     """The trust switch only for one local user, or where the operator turned it on (see actviz.trust)."""
     headers = dict(st.context.headers)
     return trust_switch_allowed(
-        operator_allows=os.environ.get("ACTVIZ_ALLOW_TRUST") == "1", server_address=st.get_option("server.address"),
+        operator_allows=bool(_setting("ACTVIZ_ALLOW_TRUST")), server_address=st.get_option("server.address"),
         host=headers.get("Host"), remote_loopback=st.context.ip_address is None, headers=headers,
     )
 
@@ -268,10 +259,9 @@ class ModelChoice:
 
 
 def _demo_choice() -> ModelChoice:
-    stat = demo.MODEL.stat()
     samples = tuple(Sample(path, path.stem.replace("_", " ")) for path in demo.samples())
     return ModelChoice(
-        demo.NAME, (_path_digest(str(demo.MODEL), stat.st_mtime, stat.st_size), False), lambda: demo.MODEL, "demo",
+        demo.NAME, (_path_digest(demo.MODEL), False), lambda: demo.MODEL, "demo",
         tuple(demo.class_names()), samples,
     )
 
@@ -286,13 +276,27 @@ def _configured_choice(where: str) -> ModelChoice:
         except ActvizError as exc:  # the model still works: visitors upload their own images
             st.warning(f"The sample images set by ACTVIZ_SAMPLES cannot be offered: {_md(exc)}")
     if where.lower().startswith(("http://", "https://")):
-        data, digest = _fetch(where)
-        return ModelChoice(where.rsplit("/", 1)[-1] or where, (digest, False), lambda: data, "configured", names, samples)
+        digest, read = _downloaded(where)
+        return ModelChoice(where.rsplit("/", 1)[-1] or where, (digest, False), read, "configured", names, samples)
     path = Path(where).expanduser()
     if not path.is_file():
         raise ModelFileError(f"There is no model file at '{path}' (set by ACTVIZ_MODEL).")
-    stat = path.stat()
-    return ModelChoice(path.name, (_path_digest(str(path), stat.st_mtime, stat.st_size), False), lambda: path, "configured", names, samples)
+    return ModelChoice(path.name, (_path_digest(path), False), lambda: path, "configured", names, samples)
+
+
+def _downloaded(url: str) -> tuple[str, Callable[[], bytes]]:
+    """The digest of the model at ``url`` and how to read it: downloaded once to learn the digest
+    (the bytes kept only for this run), again only if the model must be loaded again later."""
+    from actviz.download import fetch_model
+
+    digest = server().files.peek(("url", url))
+    if digest is not None:
+        return digest, lambda: fetch_model(url)
+    with st.spinner("Downloading the model ..."):
+        data = fetch_model(url)
+    digest = file_digest(data)
+    server().files.put(("url", url), digest)
+    return digest, lambda: data
 
 
 def _upload_choice() -> ModelChoice | None:
@@ -311,6 +315,7 @@ def _upload_choice() -> ModelChoice | None:
         st.session_state["_model_uploads"] = count + 1  # the next run shows an empty uploader: Streamlit lets the bytes go
         if upload.size > limit * 1024**2:
             raise ModelFileError(f"The model file is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
+        server().budget.refuse_over("models", upload.size, "This model file")
         data = upload.getvalue()
         return ModelChoice(upload.name, (file_digest(data), trusted), lambda: data, "upload")
     held = st.session_state.get("_uploaded_model")
@@ -356,7 +361,10 @@ def open_chosen(choice: ModelChoice) -> OpenModel:
 
     words = "Checking the model in a separate process, then opening it ..." if choice.origin == "upload" and not trusted else "Opening the model ..."
     with st.spinner(words):
-        return queued("Opening the model", lambda: store.get(choice.key, load))
+        opened = queued("Opening the model", lambda: store.get(choice.key, load))
+    # one forward pass may take the working memory of one job on this server, no more
+    opened.probe.max_bytes = min(opened.probe.max_bytes, server().forward_bytes)
+    return opened
 
 
 def class_names_ui(choice: ModelChoice, opened: OpenModel) -> list | None:
@@ -898,31 +906,71 @@ def data_ui(page: Page) -> DataSet | None:
         return DataSet(f"the data set of this server ({_md(Path(configured).name)})",
                        _held_source(("configured", configured), lambda: (open_source(configured), 0)))
     if kind == "Upload a ZIP of images":
-        upload = st.file_uploader(f"A ZIP of images (up to {limit} MB)", type=["zip"], key="dataset_zip")
-        held = st.session_state.get("_dataset_zip")
-        if upload is not None:
-            if upload.size > limit * 1024**2:
-                raise ChoiceError(f"The ZIP is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
-            data = upload.getvalue()
-            held = {"key": ("zip", file_digest(data)), "label": upload.name}
-            st.session_state["_dataset_zip"] = held
-            return DataSet(f"{_md(upload.name)}", _held_source(held["key"], lambda: (open_source(data), len(data))))
-        if held is not None and held["key"] in server().sources:
-            return DataSet(f"{_md(held['label'])}", server().sources.peek(held["key"])[0])
-        st.info("Upload a ZIP of a folder of images. Files that are not images are skipped and listed.")
-        return None
-    upload = st.file_uploader("A summary saved by this page or by `actviz dataset` (summary.npz)", type=["npz"], key="dataset_summary")
+        return _zip_ui(limit)
+    return _summary_file_ui(page, limit, configured)
+
+
+def _read_upload(kind: str, label: str, types: list[str], limit: int) -> tuple[str, bytes] | None:
+    """A visitor's file, read once: the uploader is reset at once (its key changes), so Streamlit lets
+    its copy go and the server holds the bytes once per content, not once per visitor."""
+    count = st.session_state.setdefault(f"_{kind}_uploads", 0)
+    upload = st.file_uploader(label, type=types, key=f"dataset_{kind}_{count}")
     if upload is None:
+        return None
+    st.session_state[f"_{kind}_uploads"] = count + 1
+    if upload.size > limit * 1024**2:
+        raise ChoiceError(f"The file is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
+    return upload.name, upload.getvalue()
+
+
+def _summary_limits() -> SummaryLimits:
+    """What an uploaded summary may declare on this server: the operator's caps on classes and
+    images, and at most the memory the server keeps for summaries."""
+    return SummaryLimits(classes=_setting("ACTVIZ_MAX_SUMMARY_CLASSES"), images=_setting("ACTVIZ_MAX_SUMMARY_IMAGES"),
+                         bytes=server().budget.share("summaries"))
+
+
+def _zip_ui(limit: int) -> DataSet | None:
+    held = st.session_state.get("_dataset_zip")
+    upload = _read_upload("zip", f"A ZIP of images (up to {limit} MB)", ["zip"], limit)
+    if upload is not None:
+        name, data = upload
+        server().budget.refuse_over("sources", len(data), "This ZIP")
+        held = {"key": ("zip", file_digest(data)), "label": name}
+        st.session_state["_dataset_zip"] = held
+        return DataSet(f"{_md(name)}", _held_source(held["key"], lambda: (open_source(data), len(data))))
+    if held is not None and held["key"] in server().sources:
+        st.caption(f"Using your upload: {_md(held['label'])}. Upload another ZIP to replace it.")
+        return DataSet(f"{_md(held['label'])}", server().sources.peek(held["key"])[0])
+    if held is not None:
+        st.session_state.pop("_dataset_zip")
+        st.warning("The ZIP you uploaded was let go to make room for other visitors' data; please upload it again.")
+    st.info("Upload a ZIP of a folder of images. Files that are not images are skipped and listed.")
+    return None
+
+
+def _summary_file_ui(page: Page, limit: int, configured: str | None) -> DataSet | None:
+    held = st.session_state.get("_dataset_summary")
+    upload = _read_upload("summary", "A summary saved by this page or by `actviz dataset` (summary.npz)", ["npz"], limit)
+    if upload is not None:
+        name, data = upload
+        held = {"key": ("file", file_digest(data)), "label": name}
+        summary = server().summaries.get(held["key"], lambda: Summary.load(data, limits=_summary_limits()))
+        server().budget.refuse_over("summaries", summary.nbytes, "This summary")
+        st.session_state["_dataset_summary"] = held
+    summary = None if held is None else server().summaries.peek(held["key"])
+    if summary is None:
+        if held is not None:
+            st.session_state.pop("_dataset_summary")
+            st.warning("The summary you opened was let go to make room for other visitors' data; please open it again.")
         st.info("Open a summary saved earlier to see it again without running the model over the images.")
         return None
-    if upload.size > limit * 1024**2:
-        raise ChoiceError(f"The summary file is {upload.size / 1024**2:.0f} MB; uploads may be at most {limit} MB here.")
-    data = upload.getvalue()
-    summary = server().summaries.get(("file", file_digest(data)), lambda: Summary.load(data))
+    if upload is None:
+        st.caption(f"Using your summary: {_md(held['label'])}. Open another file to replace it.")
     offered = [_held_source(("demo",), lambda: (demo_digits(), 0))]
     if configured and ("configured", configured) in server().sources:
         offered.append(server().sources.peek(("configured", configured))[0])
-    return DataSet(f"the summary {_md(upload.name)}", matching_source(summary, offered), summary)
+    return DataSet(f"the summary {_md(held['label'])}", matching_source(summary, offered), summary)
 
 
 def dataset_view(page: Page) -> None:
@@ -938,6 +986,8 @@ def dataset_view(page: Page) -> None:
     if summary is None:
         return
     matches = summary.meta.get("model_digest") == page.opened.loaded.digest
+    if matches:  # a file may claim any model's (public) digest: its layout must fit the model before the model draws anything
+        summary.check_model(page.opened.probe, limits=_summary_limits())
     source = chosen.source if matches else None
     st.session_state["_dataset"] = {"summary": summary, "source": source, "digest": summary.meta.get("model_digest")}
     if not matches:

@@ -35,8 +35,6 @@ from typing import Any, Callable
 from .errors import ModelFileError, UnsafeModelError
 from .scan import MAX_MODEL_BYTES, FileScan
 
-#: Default memory budget of loading one model (peak), in MB; ACTVIZ_MAX_MODEL_MB overrides it.
-MAX_LOAD_MB = 4096
 #: Peak memory while loading, as a multiple of the weights' bytes (measured: see the module docstring).
 LOAD_FACTORS = {"keras": 5.0, "h5": 4.0, "legacy": 4.0}
 #: The ``registered_name`` that sends a Sequential entry of a .keras configuration to ``LinearSequential``.
@@ -157,12 +155,9 @@ def dry_weight_bytes(build: Callable[[], Any]) -> int:
 
 def load_budget() -> int:
     """The memory budget of loading one model, in bytes (``ACTVIZ_MAX_MODEL_MB``, default 4096 MB)."""
-    value = os.environ.get("ACTVIZ_MAX_MODEL_MB", "").strip()
-    try:
-        megabytes = float(value) if value else MAX_LOAD_MB
-    except ValueError:
-        megabytes = MAX_LOAD_MB
-    return int(megabytes * 1024**2)
+    from .settings import megabytes
+
+    return megabytes("ACTVIZ_MAX_MODEL_MB")
 
 
 def check_load_memory(declared: int, how: str) -> None:

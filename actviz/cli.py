@@ -147,7 +147,10 @@ def _add_dataset(commands) -> None:
         "dataset", help="one pass over a data set: the images that excite each channel most, channels that tell the classes apart, mean heat maps, mistakes",
     )
     _model_options(sub)
-    sub.add_argument("--images", help="a folder of images (one subfolder per class), a .csv list (path[,label]) or a .zip of a folder; default: the bundled demo digits")
+    sub.add_argument(
+        "--images", help="a folder of images (one subfolder per class), a .csv list (path[,label]) or a .zip of a folder; default: the bundled demo "
+        "digits. With --summary: the images the summary was made from, to draw its contact sheets (a location written in a summary is never opened)",
+    )
     sub.add_argument("--out", help="folder to write into (created if needed)")
     sub.add_argument("--labels", choices=["folders", "none"], default="folders", help="class labels from subfolder names (default) or none")
     sub.add_argument("--top", type=int, default=9, help="images kept per channel (default 9)")
@@ -183,7 +186,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     sheets = _dataset_sheets(args, summary, source, opened.probe)
     _write_dataset(args.out, summary, sheets)
     _dataset_checkpoint(args.out).unlink(missing_ok=True)
-    _say_dataset(summary, args.out)
+    _say_dataset(summary, args.out, sheets=bool(sheets))
     return 0
 
 
@@ -243,7 +246,7 @@ def _dataset_checkpoint(folder: str) -> Path:
     return Path(folder) / ".actviz-dataset-progress.npz"
 
 
-def _say_dataset(summary, folder: str | None) -> None:
+def _say_dataset(summary, folder: str | None, *, sheets: bool = True) -> None:
     from .dataset.views import channel_ranking, overview
 
     facts = overview(summary)
@@ -258,24 +261,34 @@ def _say_dataset(summary, folder: str | None) -> None:
             listed = ", ".join(f"{row['channel']} ({row['selectivity']:.2f}, most for {row['selective_for']})" for row in best)
             _say(f"channels of {last} that tell the classes apart best (selectivity): {listed}")
     if folder:
-        _say(f"summary, tables{', heat maps' if summary.layout.cam_layer else ''} and contact sheets written to {folder}")
+        written = ["summary", "tables"] + (["heat maps"] if summary.layout.cam_layer else []) + (["contact sheets"] if sheets else [])
+        _say(f"{', '.join(written[:-1])} and {written[-1]} written to {folder}")
 
 
 def _reopen_summary(args: argparse.Namespace) -> int:
+    from .dataset.sources import DatasetError
     from .dataset.summary import Summary
-    from .dataset.views import reopen_source
+    from .dataset.views import summary_source
 
     summary = Summary.load(args.summary)
     sheets = {}
     if args.out:
-        source = reopen_source(summary) if args.sheet_channels or args.channels else None
+        # the pictures come only from images named here (--images), never from a location written in the file
+        source, why = summary_source(summary, args.images) if args.sheet_channels or args.channels else (None, "")
+        if why:
+            _say(f"note: {why}")
         opened = _open(args) if source is not None else None
         if opened is not None and opened.loaded.digest != summary.meta.get("model_digest"):
             _say("note: --model is not the model this summary was made with, so no contact sheets are drawn")
-        elif source is not None:
-            sheets = _dataset_sheets(args, summary, source, opened.probe)
+        elif opened is not None:
+            try:
+                summary.check_model(opened.probe)
+            except DatasetError as exc:  # made with this model, yet its layers disagree with it: draw nothing from it
+                _say(f"note: {exc} No contact sheets are drawn.")
+            else:
+                sheets = _dataset_sheets(args, summary, source, opened.probe)
         _write_dataset(args.out, summary, sheets)
-    _say_dataset(summary, args.out)
+    _say_dataset(summary, args.out, sheets=bool(sheets))
     return 0
 
 
@@ -350,9 +363,10 @@ def _import_keras_quietly() -> None:
 def _open(args: argparse.Namespace):
     from .models import open_model
     from .predictions import parse_class_names
+    from .settings import value
 
     _import_keras_quietly()
-    names = parse_class_names(args.classes if args.classes is not None else os.environ.get("ACTVIZ_CLASSES"))
+    names = parse_class_names(args.classes if args.classes is not None else value("ACTVIZ_CLASSES"))
     return open_model(args.model, trust=args.trust_model, class_names=names)
 
 

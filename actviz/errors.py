@@ -57,3 +57,7 @@ class ModelCheckError(UnsafeModelError):
 
 class ServerBusyError(BudgetError):
     """Every slot for checking model files is taken by other work; try again shortly."""
+
+
+class SettingError(ActvizError):
+    """An ``ACTVIZ_*`` setting has a value it does not take; the message names the variable and what it takes."""

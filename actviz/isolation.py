@@ -69,6 +69,7 @@ from typing import Iterator
 from . import errors
 from .errors import ActvizError, ModelCheckError, ModelFileError, ServerBusyError
 from .scan import MAX_MODEL_BYTES, FileScan, file_kind
+from .settings import value
 
 log = logging.getLogger("actviz")
 
@@ -94,28 +95,18 @@ class Limits:
     cpu_seconds: float
 
 
-def _setting(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    try:
-        number = float(value) if value else float(default)
-    except ValueError:
-        log.warning("%s=%r is not a number; using %s", name, value, default)
-        number = float(default)
-    return number if number > 0 else float(default)
-
-
 def scan_limits() -> Limits:
     """Limits of the scan child (``ACTVIZ_SCAN_TIMEOUT`` [60 s], ``ACTVIZ_SCAN_MEMORY_MB`` [1024])."""
-    seconds = _setting("ACTVIZ_SCAN_TIMEOUT", 60)
-    return Limits(seconds=seconds, memory_mb=int(_setting("ACTVIZ_SCAN_MEMORY_MB", 1024)), cpu_seconds=seconds)
+    seconds = value("ACTVIZ_SCAN_TIMEOUT")
+    return Limits(seconds=seconds, memory_mb=value("ACTVIZ_SCAN_MEMORY_MB"), cpu_seconds=seconds)
 
 
 def vet_limits(*, timeout: float | None = None, memory_mb: int | None = None) -> Limits:
     """Limits of the vetting child (``ACTVIZ_VET_TIMEOUT`` [180 s], ``ACTVIZ_VET_MEMORY_MB`` [3072],
     ``ACTVIZ_VET_CPU_SECONDS`` [2 x timeout]); ``timeout`` / ``memory_mb`` override them."""
-    seconds = float(timeout) if timeout else _setting("ACTVIZ_VET_TIMEOUT", 180)
-    memory = int(memory_mb) if memory_mb else int(_setting("ACTVIZ_VET_MEMORY_MB", 3072))
-    return Limits(seconds=seconds, memory_mb=memory, cpu_seconds=_setting("ACTVIZ_VET_CPU_SECONDS", 2 * seconds))
+    seconds = float(timeout) if timeout else value("ACTVIZ_VET_TIMEOUT")
+    memory = int(memory_mb) if memory_mb else value("ACTVIZ_VET_MEMORY_MB")
+    return Limits(seconds=seconds, memory_mb=memory, cpu_seconds=value("ACTVIZ_VET_CPU_SECONDS") or 2 * seconds)
 
 
 @dataclass
@@ -229,7 +220,7 @@ def _workers() -> threading.BoundedSemaphore:
     global _slots
     with _slots_lock:
         if _slots is None:
-            _slots = threading.BoundedSemaphore(max(1, int(_setting("ACTVIZ_CHECK_WORKERS", 2))))
+            _slots = threading.BoundedSemaphore(value("ACTVIZ_CHECK_WORKERS"))
         return _slots
 
 

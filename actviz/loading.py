@@ -20,7 +20,6 @@ configuration (see ``legacy``).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -58,7 +57,9 @@ def isolation_level(source: Any, isolate: str | None) -> str:
     """The isolation a load gets: ``isolate`` if given, else ``ACTVIZ_ISOLATE``, else "vet" for
     bytes and "scan" for a path; never less than "scan"."""
     if isolate is None:
-        isolate = os.environ.get("ACTVIZ_ISOLATE", "").strip().lower() or None
+        from .settings import value
+
+        isolate = value("ACTVIZ_ISOLATE")
     if isolate is None:
         isolate = "vet" if isinstance(source, (bytes, bytearray, memoryview)) else "scan"
     if isolate not in ISOLATION_LEVELS:

@@ -11,7 +11,6 @@ input, and a pass over the budget is refused in words instead of tried.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -25,9 +24,6 @@ from .layers import LayerInfo, LayerTable
 from .logits import logits_tensor, output_activation
 from .tracing import trace
 
-#: Default memory budget of one forward pass (feature maps kept plus the largest layer twice),
-#: in bytes; ACTVIZ_MAX_FORWARD_MB overrides it.
-MAX_FORWARD_BYTES = 2 * 1024**3
 #: Views of the traced graph kept per probe (one per set of layers asked for).
 MAX_VIEWS = 32
 
@@ -49,8 +45,9 @@ class Activations:
 
 def forward_budget() -> int:
     """The memory budget of one forward pass in bytes (``ACTVIZ_MAX_FORWARD_MB`` or 2 GB)."""
-    value = os.environ.get("ACTVIZ_MAX_FORWARD_MB", "")
-    return int(float(value) * 1024**2) if value.strip() else MAX_FORWARD_BYTES
+    from .settings import megabytes
+
+    return megabytes("ACTVIZ_MAX_FORWARD_MB")
 
 
 class Probe:

@@ -48,20 +48,31 @@ class _OncePerKey:
 
 
 class HeldResults:
-    """Results kept while a visitor holds them (weakly referenced here), computed once per key.
+    """Results kept while a visitor holds them (weakly referenced here), computed once per key,
+    their bytes counted while they live.
 
-    >>> store = HeldResults()
-    >>> result = store.get(("model", "image"), compute)   # doctest: +SKIP
+    ``max_bytes`` bounds what all visitors hold at once: a new result whose estimated size
+    (``need``) does not fit beside the ones held is refused (``BudgetError``) before it is
+    computed; a result's bytes are given back when the last visitor lets it go.
+
+    >>> store = HeldResults(max_bytes=400 * 1024**2, size=array_bytes)
+    >>> result = store.get(("model", "image"), compute, need=90 * 1024**2)   # doctest: +SKIP
     >>> st.session_state["result"] = result                # the visitor's own strong reference  # doctest: +SKIP
     """
 
-    def __init__(self):
+    def __init__(self, *, max_bytes: int | None = None, size: Callable[[Any], int] | None = None):
         self._values: "weakref.WeakValueDictionary[Hashable, Any]" = weakref.WeakValueDictionary()
         self._guard = threading.Lock()
         self._once = _OncePerKey()
+        self.max_bytes = max_bytes
+        self._size = size or (lambda value: 0)
+        self._held = 0  # bytes of the live results, and of those being computed (reserved)
 
-    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """The result for ``key``: the one a visitor holds already, or ``compute()`` (once)."""
+    def get(self, key: Hashable, compute: Callable[[], Any], *, need: int = 0) -> Any:
+        """The result for ``key``: the one a visitor holds already, or ``compute()`` (once).
+
+        ``need``: the bytes the new result will take, reserved before it is computed.
+        """
         with self._guard:
             value = self._values.get(key)
         if value is not None:
@@ -71,12 +82,42 @@ class HeldResults:
             with self._guard:
                 value = self._values.get(key)
             if value is None:
-                value = compute()
+                self._reserve(need)
+                try:
+                    value = compute()
+                finally:
+                    with self._guard:
+                        self._held -= need
+                size = int(self._size(value))
                 with self._guard:
                     self._values[key] = value
+                    self._held += size
+                weakref.finalize(value, self._release, size)
             return value
         finally:
             self._once.release(key, lock)
+
+    def _reserve(self, need: int) -> None:
+        with self._guard:
+            if self.max_bytes is not None and need and self._held + need > self.max_bytes:
+                from .errors import BudgetError
+
+                raise BudgetError(
+                    f"This server is holding {self._held / 1024**2:,.0f} MB of other visitors' feature maps; yours would need "
+                    f"{need / 1024**2:,.0f} MB more, past the {self.max_bytes / 1024**2:,.0f} MB it keeps for them. "
+                    "Try again in a minute, or choose fewer layers or a smaller image."
+                )
+            self._held += need
+
+    def _release(self, size: int) -> None:
+        with self._guard:
+            self._held -= size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the results visitors hold now."""
+        with self._guard:
+            return self._held
 
     def __len__(self) -> int:
         with self._guard:
@@ -154,12 +195,12 @@ class BoundedStore:
 
 
 def array_bytes(value: Any, *, depth: int = 3) -> int:
-    """Bytes of the NumPy arrays inside ``value``: an array, a dataclass, a dict, a list or a tuple
-    of those (to ``depth`` levels), for sizing a ``BoundedStore`` entry.
+    """Bytes of the NumPy arrays (and bytes objects) inside ``value``: an array, a dataclass, a dict,
+    a list or a tuple of those (to ``depth`` levels), for sizing a ``BoundedStore`` entry.
 
     >>> import numpy as np
-    >>> array_bytes({"a": np.zeros(10), "b": [np.zeros(5, np.uint8), "text"]})
-    85
+    >>> array_bytes({"a": np.zeros(10), "b": [np.zeros(5, np.uint8), "text", b"png"]})
+    88
     """
     import dataclasses
 
@@ -167,6 +208,8 @@ def array_bytes(value: Any, *, depth: int = 3) -> int:
 
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
     if depth == 0:
         return 0
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

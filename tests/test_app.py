@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import actviz.probe
+from actviz.server import reset_server, server
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -153,8 +154,7 @@ def test_interactions_do_not_rerun_the_forward_pass(app, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(actviz.probe.Probe, "run", counting)
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    reset_server()
     at = app.run()
     assert len(calls) == 1
     at.sidebar.selectbox(key="cmap").set_value("magma").run()
@@ -281,7 +281,7 @@ def test_two_visitors_on_different_images_never_evict_each_other(monkeypatch):
 
     monkeypatch.setattr(actviz.probe.Probe, "run", counting)
     monkeypatch.delenv("ACTVIZ_MODEL", raising=False)
-    st.cache_resource.clear()  # a fresh server: no result held by an earlier test's sessions
+    reset_server()  # a fresh server: no result held by an earlier test's sessions
     first, second = (AppTest.from_file(APP, default_timeout=180) for _ in range(2))
     first.run()
     second.run()
@@ -492,3 +492,142 @@ def test_why_view_settings_survive_a_layer_with_other_choices(app):
     at.selectbox(key="cam_layer").set_value("block1_conv1").run()  # 16 channels: nothing to choose
     assert not at.exception and not at.error and not at.select_slider
     assert "All 16 channels of the layer are used" in _texts(at)
+
+
+def test_a_clear_cache_message_changes_nothing_a_visitor_can_measure(app, monkeypatch):
+    """Any client can send Streamlit's clear-cache message; the server's stores and job queue are not
+    in Streamlit's caches, so it empties nothing, makes no second queue and reruns no forward pass."""
+    calls = []
+    original = actviz.probe.Probe.run
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(actviz.probe.Probe, "run", counting)
+    reset_server()
+    at = app.run()
+    state = server()
+    queue, models, held = state.queue, len(state.models), state.nbytes()
+    assert models == 1 and held["results"] > 0 and held["pictures"] > 0
+    st.cache_data.clear()  # what streamlit.runtime.app_session does on a client's "clear_cache" message
+    st.cache_resource.clear()
+    other = AppTest.from_file(APP, default_timeout=180).run()  # another visitor, on the same image
+    at.run()
+    assert not at.exception and not other.exception
+    assert server() is state and server().queue is queue
+    assert len(state.models) == models and state.nbytes() == held
+    assert len(calls) == 1  # nothing was computed again
+
+
+def _zip_of_digits(count=6, *, padding=0):
+    """A ZIP of a folder with two class folders of digit images (and ``padding`` bytes of noise)."""
+    import io
+    import os
+    import zipfile
+
+    from actviz.demo import samples as demo_samples
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for n, path in enumerate(demo_samples()[:count]):
+            archive.writestr(f"digits/{'low' if n < count // 2 else 'high'}/{path.name}", path.read_bytes())
+        if padding:
+            archive.writestr("digits/noise.bin", os.urandom(padding))
+    return buffer.getvalue()
+
+
+def _upload_zip(at, data, name="digits.zip"):
+    at.session_state["view"] = "Across a data set"
+    at.run()
+    at.radio(key="dataset_source").set_value("Upload a ZIP of images").run()
+    count = at.session_state["_zip_uploads"]
+    at.file_uploader(key=f"dataset_zip_{count}").set_value((name, data, "application/zip")).run()
+    return at
+
+
+def test_a_zip_upload_is_held_once_by_the_server_not_by_each_visitor(app):
+    reset_server()
+    data = _zip_of_digits()
+    first = _upload_zip(app.run(), data)
+    assert not first.exception and not first.error
+    assert first.session_state["_zip_uploads"] == 1  # the uploader was reset: Streamlit lets its copy go
+    first.run()
+    assert first.file_uploader(key="dataset_zip_1").value is None and not first.error
+    assert set(first.session_state["_dataset_zip"]) == {"key", "label"}  # the session keeps a name and a hash
+    assert first.session_state["_dataset_zip"]["key"] in server().sources and server().nbytes()["sources"] == len(data)
+    assert any("6 images in 2 classes" in _read(c.value) for c in first.caption)
+    second = _upload_zip(AppTest.from_file(APP, default_timeout=180), data, name="same.zip")
+    assert not second.exception and not second.error
+    assert server().nbytes()["sources"] == len(data)  # one copy for both visitors
+    first.run()  # the first visitor's page still has its data set, from the server's store
+    assert any("Using your upload: digits.zip" in _read(c.value) for c in first.caption)
+
+
+def test_an_upload_past_the_servers_memory_budget_is_refused_in_words(app, monkeypatch):
+    monkeypatch.setenv("ACTVIZ_MEMORY_MB", "256")  # uploaded ZIPs get 12%: 31 MB
+    reset_server()
+    try:
+        at = _upload_zip(app.run(), _zip_of_digits(padding=32 * 1024**2))
+        assert not at.exception
+        assert any("This ZIP would take 32 MB" in _read(e.value) and "at most 31 MB for uploaded data set ZIPs" in _read(e.value)
+                   and "ACTVIZ_MEMORY_MB" in _read(e.value) for e in at.error)
+        assert server().nbytes()["sources"] == 0 and "_dataset_zip" not in at.session_state
+    finally:
+        monkeypatch.delenv("ACTVIZ_MEMORY_MB")
+        reset_server()
+
+
+def _summary_file(change=None):
+    """A saved summary of the demo model over 20 demo digits, its description changed by ``change``."""
+    import io
+    import json
+
+    import numpy as np
+
+    from actviz import open_model
+    from actviz.dataset import summarize
+
+    data = summarize(open_model(), None, indices=np.arange(20), layers=["block2_conv1"], top_k=3, batch_size=20).to_bytes()
+    if change is None:
+        return data
+    with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+        parts = {key: stored[key] for key in stored.files}
+    head = json.loads(parts["head"].tobytes())
+    change(head)
+    parts["head"] = np.frombuffer(json.dumps(head).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **parts)
+    return buffer.getvalue()
+
+
+def _open_summary(at, data, name="summary.npz"):
+    at.session_state["view"] = "Across a data set"
+    at.run()
+    at.radio(key="dataset_source").set_value("Open a saved summary").run()
+    count = at.session_state["_summary_uploads"]
+    at.file_uploader(key=f"dataset_summary_{count}").set_value((name, data, "application/octet-stream")).run()
+    return at
+
+
+def test_a_saved_summary_is_checked_before_the_server_draws_anything(app):
+    """A summary may claim the demo model's public digest: one whose layout does not fit the model is
+    refused in words; one that declares absurd sizes is refused before it is read; a real one opens."""
+    reset_server()
+    good = _open_summary(app.run(), _summary_file())
+    assert not good.exception and not good.error
+    assert {m.label: m.value for m in good.metric}["Images"] == "20"
+
+    def other_layer(head):
+        head["layout"]["layers"][0][0] = "block9_conv9"  # a layer the demo model does not have
+
+    lying = _open_summary(AppTest.from_file(APP, default_timeout=180), _summary_file(other_layer))
+    assert not lying.exception and not lying.metric
+    assert any("block9_conv9" in _read(e.value) for e in lying.error), [e.value for e in lying.error]
+
+    def many_classes(head):
+        head["layout"]["classes"] = [f"class {i}" for i in range(12_000)]
+
+    absurd = _open_summary(AppTest.from_file(APP, default_timeout=180), _summary_file(many_classes))
+    assert not absurd.exception
+    assert any("12,000 classes" in _read(e.value) for e in absurd.error)

@@ -2,13 +2,14 @@
 and when the trust switch may appear."""
 
 import gc
+from pathlib import Path
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from actviz.errors import ActvizError, BudgetError, Cancelled
+from actviz.errors import ActvizError, BudgetError, Cancelled, SettingError
 from actviz.jobs import JobQueue, Limits, with_deadline
 from actviz.sharing import BoundedStore, HeldResults
 from actviz.trust import trust_switch_allowed
@@ -145,10 +146,108 @@ def test_limits_from_environment():
     limits = Limits.from_env({"ACTVIZ_MAX_JOBS": "2", "ACTVIZ_MAX_PATTERN_STEPS": "40", "ACTVIZ_MAX_JOB_SECONDS": "7.5"})
     assert (limits.jobs, limits.pattern_steps, limits.job_seconds) == (2, 40, 7.5)
     assert Limits.from_env({}) == Limits()
-    with pytest.raises(ActvizError, match="ACTVIZ_MAX_JOBS must be a number"):
+    with pytest.raises(SettingError, match="ACTVIZ_MAX_JOBS is 'many'; it takes a whole number of 1 or more"):
         Limits.from_env({"ACTVIZ_MAX_JOBS": "many"})
-    with pytest.raises(ActvizError, match="above zero"):
+    with pytest.raises(SettingError, match="ACTVIZ_MAX_PATTERN_CHANNELS is 0; it takes a whole number of 1 or more"):
         Limits.from_env({"ACTVIZ_MAX_PATTERN_CHANNELS": "0"})
+    assert Limits.from_env({}, fallback={"ACTVIZ_MEMORY_MB": "900"}).memory_mb == 900  # Streamlit secrets
+    assert Limits.from_env({"ACTVIZ_MEMORY_MB": "700"}, fallback={"ACTVIZ_MEMORY_MB": "900"}).memory_mb == 700
+
+
+def test_every_setting_has_one_policy():
+    """Every ACTVIZ_* variable the code reads is in the table; a bad value names the variable and what it takes."""
+    import re
+
+    from actviz.settings import SETTINGS, value
+
+    root = Path(__file__).resolve().parents[1]
+    named = set()
+    for path in [root / "app.py", *(root / "actviz").rglob("*.py")]:
+        named |= set(re.findall(r"ACTVIZ_[A-Z_]+[A-Z]", path.read_text()))
+    assert named - {"ACTVIZ_"} <= set(SETTINGS), sorted(named - set(SETTINGS))
+    for name, setting in SETTINGS.items():
+        if setting.kind in ("int", "float", "bool", "choice"):
+            with pytest.raises(SettingError, match=name):
+                value(name, {name: "not-a-value"})
+        assert value(name, {}) == setting.default
+
+
+def test_one_job_per_visitor_and_each_visitors_first_job_first():
+    """A visitor's second job waits behind every other visitor's first, even when it came earlier;
+    with two slots, one visitor still runs one job at a time."""
+    queue, order = JobQueue(slots=1), []
+    release = threading.Event()
+    started = threading.Event()
+
+    def job(owner, name, hold=False):
+        with queue.turn(owner=owner, poll=0.02):
+            order.append(name)
+            if hold:
+                started.set()
+                release.wait(10)
+
+    threads = [threading.Thread(target=job, args=("a", "a1", True))]
+    threads[0].start()
+    started.wait(5)
+    for number, (owner, name) in enumerate((("a", "a2"), ("a", "a3"), ("b", "b1"), ("c", "c1")), start=1):
+        threads.append(threading.Thread(target=job, args=(owner, name)))
+        threads[-1].start()
+        _until(lambda: queue.waiting == number)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["a1", "b1", "c1", "a2", "a3"]
+
+    two, running = JobQueue(slots=2), []
+    gate = threading.Event()
+
+    def held(owner):
+        with two.turn(owner=owner, poll=0.02):
+            running.append(owner)
+            gate.wait(10)
+
+    first = threading.Thread(target=held, args=("a",))
+    first.start()
+    _until(lambda: two.running == 1)
+    second = threading.Thread(target=held, args=("a",))
+    second.start()
+    _until(lambda: two.waiting == 1)
+    time.sleep(0.1)
+    assert two.running == 1 and running == ["a"]  # a free slot, but this visitor already runs a job
+    third = threading.Thread(target=held, args=("b",))
+    third.start()
+    _until(lambda: two.running == 2)
+    assert running == ["a", "b"]
+    gate.set()
+    for thread in (first, second, third):
+        thread.join(10)
+    assert running == ["a", "b", "a"] and two.running == 0
+
+
+def test_held_results_count_their_bytes_and_refuse_what_does_not_fit():
+    store = HeldResults(max_bytes=1000, size=lambda v: v.nbytes)
+    first = store.get("a", lambda: np.zeros(100), need=800)  # 800 bytes
+    assert store.nbytes == 800
+    with pytest.raises(BudgetError, match="other visitors' feature maps"):
+        store.get("b", lambda: np.zeros(100), need=800)
+    assert store.get("a", lambda: np.zeros(1)) is first  # held: shared, not computed again
+    del first
+    gc.collect()
+    assert store.nbytes == 0 and len(store) == 0  # let go by its last visitor: the bytes are free again
+    assert store.get("b", lambda: np.zeros(100), need=800).nbytes == 800
+
+
+def test_memory_budget_shares_add_up_and_refuse_in_words():
+    from actviz.server import SHARES, MemoryBudget, make_server
+
+    budget = MemoryBudget(2000 * 1024**2)
+    assert sum(budget.share(part) for part in SHARES) <= budget.total
+    with pytest.raises(BudgetError, match="This ZIP would take 300 MB.*at most 240 MB for uploaded data set ZIPs.*ACTVIZ_MEMORY_MB"):
+        budget.refuse_over("sources", 300 * 1024**2, "This ZIP")
+    made = make_server(Limits(memory_mb=1000, jobs=2))
+    caps = [made.models.max_bytes, made.patterns.max_bytes, made.summaries.max_bytes, made.sources.max_bytes,
+            made.explanations.max_bytes, made.pictures.max_bytes, made.results.max_bytes]
+    assert sum(caps) + made.forward_bytes * 2 <= 1000 * 1024**2  # the stores and the jobs fit inside the budget
 
 
 def test_deadline_and_cancel():
