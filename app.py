@@ -22,7 +22,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from actviz import demo
-from actviz.compare import compare_maps, shared_range
+from actviz.draw.compare import compare_maps, shared_range
 from actviz.dataset import Source, Summary, demo_digits, open_source, summarize
 from actviz.dataset.summary import SummaryLimits
 from actviz.dataset.report import output_files, prediction_rows, top_image_rows
@@ -31,29 +31,29 @@ from actviz.dataset.views import (
     overview, spread_subset, top_images, top_strip,
 )
 from actviz.errors import ActvizError, ChoiceError, ModelFileError
-from actviz.attributions import black_input
-from actviz.checks import run_checks
-from actviz.explain import explain
-from actviz.export import export_bundle, zip_bytes
-from actviz.figures import channel_picture, depth_chart, overlay, picture_png, tile_images
-from actviz.filters import find_patterns, first_layer_kernels
-from actviz.images import open_image
-from actviz.jobs import Limits, with_deadline
-from actviz.loading import file_digest
-from actviz.methods import BASELINES, FAMILIES, FILLS, METHOD_INFO
-from actviz.models import OpenModel, open_model
-from actviz.occlusion import default_patch
-from actviz.predictions import class_count, class_labels, class_probabilities, is_probability, parse_class_names, predicted_class
-from actviz.preprocessing import PREPROCESSING, choose_preprocessing, prepare
-from actviz.probe import Activations
-from actviz.render import CONTRASTS, colour_maps, feature_grid, png_bytes
-from actviz.samples import Sample, sample_images
-from actviz.server import Server
-from actviz.server import server as shared_server
+from actviz.explainers.attributions import black_input
+from actviz.explainers.checks import run_checks
+from actviz.explainers.explain import explain
+from actviz.draw.export import export_bundle, zip_bytes
+from actviz.draw.figures import channel_picture, depth_chart, overlay, picture_png, tile_images
+from actviz.featurevis.patterns import find_patterns, first_layer_kernels
+from actviz.inputs.images import open_image
+from actviz.serve.jobs import Limits, with_deadline
+from actviz.safety.loading import file_digest
+from actviz.explainers.registry import BASELINES, FAMILIES, FILLS, METHOD_INFO
+from actviz.safety.models import OpenModel, open_model
+from actviz.explainers.occlusion import default_patch
+from actviz.core.predictions import class_count, class_labels, class_probabilities, is_probability, parse_class_names, predicted_class
+from actviz.inputs.preprocessing import PREPROCESSING, choose_preprocessing, prepare
+from actviz.core.probe import Activations
+from actviz.draw.grids import CONTRASTS, colour_maps, feature_grid, png_bytes
+from actviz.inputs.samples import Sample, sample_images
+from actviz.serve.server import Server
+from actviz.serve.server import server as shared_server
 from actviz.settings import value as setting_value
-from actviz.stats import channel_numbers, depth_summary, layer_caption, layer_stats
+from actviz.draw.stats import channel_numbers, depth_summary, layer_caption, layer_stats
 from actviz.text import file_name, markdown_text
-from actviz.trust import trust_switch_allowed
+from actviz.serve.trust import trust_switch_allowed
 
 #: Pixels across a grid sent to the browser; downloads are full resolution.
 DISPLAY_WIDTH = 1200
@@ -93,7 +93,7 @@ _keep_keras_state_across_reruns()
 
 
 def server() -> Server:
-    """This process's shared state (actviz.server): not in Streamlit's caches, so no client's
+    """This process's shared state (actviz.serve.server): not in Streamlit's caches, so no client's
     clear-cache message can empty it or make a second job queue."""
     return shared_server(fallback=_secrets())
 
@@ -237,7 +237,7 @@ def _setting(name: str) -> Any:
 
 
 def _trust_allowed() -> bool:
-    """The trust switch only for one local user, or where the operator turned it on (see actviz.trust)."""
+    """The trust switch only for one local user, or where the operator turned it on (see actviz.serve.trust)."""
     headers = dict(st.context.headers)
     return trust_switch_allowed(
         operator_allows=bool(_setting("ACTVIZ_ALLOW_TRUST")), server_address=st.get_option("server.address"),
@@ -287,7 +287,7 @@ def _configured_choice(where: str) -> ModelChoice:
 def _downloaded(url: str) -> tuple[str, Callable[[], bytes]]:
     """The digest of the model at ``url`` and how to read it: downloaded once to learn the digest
     (the bytes kept only for this run), again only if the model must be loaded again later."""
-    from actviz.download import fetch_model
+    from actviz.safety.download import fetch_model
 
     digest = server().files.peek(("url", url))
     if digest is not None:
@@ -355,7 +355,7 @@ def open_chosen(choice: ModelChoice) -> OpenModel:
 
     def load() -> OpenModel:
         source = choice.read()
-        # a visitor's file is loaded and run once in a separate process first (actviz.isolation)
+        # a visitor's file is loaded and run once in a separate process first (actviz.safety.isolation)
         isolate = "vet" if choice.origin == "upload" else None
         return open_model(None if source == demo.MODEL else source, trust=trusted, name=choice.label, isolate=isolate)
 

@@ -11,9 +11,8 @@
 Arrays in, arrays out; nothing here imports Streamlit, and importing actviz
 does not import TensorFlow (that happens when a model is first loaded).
 
-``actviz.explain`` is the function of ``actviz.api``; the module of the same name
-is reached with ``from actviz.explain import ...`` (its ``explain`` takes a
-``Probe`` and a preprocessed batch).
+``actviz.explain`` is the function of ``actviz.api``; the methods behind it live in
+``actviz.explainers`` (their ``explain`` takes a ``Probe`` and a preprocessed batch).
 """
 
 __version__ = "0.3.0"
@@ -24,15 +23,15 @@ from .errors import (
     ActvizError, BudgetError, Cancelled, ChannelNotFoundError, ChoiceError, ClassNotFoundError, ImageError,
     LayerNotFoundError, ModelFileError, NothingToShowError, UnsafeModelError,
 )
-from .images import fit_image, open_image
-from .inputs import Batch, to_batch
-from .methods import FAMILIES, METHOD_INFO, METHOD_NAMES, method_table
-from .models import OpenModel, open_model, probe_for
-from .preprocessing import PREPROCESSING, choose_preprocessing, preprocess
-from .probe import Activations, Probe
+from .inputs.images import fit_image, open_image
+from .inputs.batch import Batch, to_batch
+from .explainers.registry import FAMILIES, METHOD_INFO, METHOD_NAMES, method_table
+from .safety.models import OpenModel, open_model, probe_for
+from .inputs.preprocessing import PREPROCESSING, choose_preprocessing, preprocess
+from .core.probe import Activations, Probe
 from .results import ExplanationMaps, FeatureMaps, HeatMaps
-from .render import FeatureGrid, channel_levels, feature_grid, png_bytes, save_png, tile
-from .stats import LayerStats, depth_summary, layer_stats
+from .draw.grids import FeatureGrid, channel_levels, feature_grid, png_bytes, save_png, tile
+from .draw.stats import LayerStats, depth_summary, layer_stats
 
 __all__ = [
     "__version__", "activations", "grad_cam", "explain", "summarize", "open_source", "Source", "Summary", "feature_patterns",

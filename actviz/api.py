@@ -11,7 +11,7 @@ an Input, nested bases), a ``.keras`` / ``.h5`` path, the file's bytes, an
 ``OpenModel``, or None for the bundled demo. A model in memory is traced once
 for its lifetime; a file is opened once per content (a small cache), so
 calling these in a loop does not reload or retrace. ``images``: see
-``actviz.inputs`` (paths, bytes, Pillow images, uint8 pixels, float model
+``actviz.inputs.batch`` (paths, bytes, Pillow images, uint8 pixels, float model
 inputs, or a list of them; one image or a batch).
 """
 
@@ -25,12 +25,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .batches import Progress
+from .core.batches import Progress
 from .errors import ChoiceError
-from .explain import explain as _explain
-from .inputs import to_batch
-from .methods import method_info
-from .models import ModelLike, OpenModel, open_model
+from .explainers.explain import explain as _explain
+from .inputs.batch import to_batch
+from .explainers.registry import method_info
+from .safety.models import ModelLike, OpenModel, open_model
 from .results import ExplanationMaps, FeatureMaps, HeatMaps
 
 #: Model files kept open by content, for calls in a loop.
@@ -83,7 +83,7 @@ def grad_cam(
     ``class_index``: one class for every image, one per image, or None for each
     image's predicted class; ``layer``: a convolution layer (default: the last
     one, nested bases included); ``method``: any class activation map of
-    ``actviz.methods.METHOD_INFO`` ("gradcam", "gradcam++", "hirescam",
+    ``actviz.explainers.registry.METHOD_INFO`` ("gradcam", "gradcam++", "hirescam",
     "xgradcam", "layercam", "scorecam", "ablationcam", "eigencam"), with its
     own ``settings`` (e.g. ``channels=16`` for Score-CAM). Grad-CAM takes one
     forward and one backward pass for the whole batch; Score-CAM and
@@ -121,7 +121,7 @@ def explain(
 ) -> ExplanationMaps:
     """Why the model gave each image's class, by any explanation method, with checks on request.
 
-    ``method``: one of ``actviz.methods.METHOD_NAMES``; ``actviz.method_table()``
+    ``method``: one of ``actviz.explainers.registry.METHOD_NAMES``; ``actviz.method_table()``
     lists them by family with a sentence each: class activation maps
     ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam",
     "ablationcam", "eigencam"), pixel attributions ("saliency", "smoothgrad",
@@ -146,8 +146,8 @@ def explain(
     ((1, 300, 300), 'SmoothGrad, for class 1 (probability 97.0%): bright where ...')
     >>> actviz.explain(model, "xray.jpg", method="gradcam", checks=True).verdicts(0)  # doctest: +SKIP
     """
-    from .attributions import black_input
-    from .checks import run_checks
+    from .explainers.attributions import black_input
+    from .explainers.checks import run_checks
 
     info = method_info(method)
     opened = _opened(model, trust=trust, class_names=class_names)
@@ -187,8 +187,8 @@ def feature_patterns(
     >>> patterns = actviz.feature_patterns(model, "block3_conv1", [0, 1, 2, 3])   # doctest: +SKIP
     >>> patterns.images.shape, patterns.captions()[0]                            # doctest: +SKIP
     """
-    from .filters import find_patterns
-    from .preprocessing import choose_preprocessing
+    from .featurevis.patterns import find_patterns
+    from .inputs.preprocessing import choose_preprocessing
 
     opened = _opened(model, trust=trust, class_names=class_names)
     name = None if layer is None else opened.probe.layer(layer).name

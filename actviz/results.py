@@ -6,7 +6,7 @@ itself as a picture (``_repr_png_``), the whole result as a table of layers
 with small grids (``_repr_html_``). ``HeatMaps`` (from ``actviz.grad_cam``)
 holds each image's heat map and shows them over the images. ``ExplanationMaps``
 (from ``actviz.explain``) holds one method's explanation of each image (any of
-``actviz.methods.METHOD_INFO``), with the checks' verdicts when they were run.
+``actviz.explainers.registry.METHOD_INFO``), with the checks' verdicts when they were run.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 if TYPE_CHECKING:
-    from .checks import Checks
-    from .explanation import Explanation
+    from .explainers.checks import Checks
+    from .explainers.result import Explanation
 
-from .predictions import class_probabilities, is_probability
-from .render import FeatureGrid, feature_grid, png_bytes
-from .stats import LayerStats, layer_stats
+from .core.predictions import class_probabilities, is_probability
+from .draw.grids import FeatureGrid, feature_grid, png_bytes
+from .draw.stats import LayerStats, layer_stats
 
 
 @dataclass
@@ -122,8 +122,8 @@ class FeatureMaps(Mapping):
         """Write what ``actviz export`` writes: a full-resolution PNG grid per layer and stats.csv
         (and activations.npz with ``npz``), one subfolder per image when there are several.
         The files land all together or not at all."""
-        from .export import OutputFolder, grid_file_names
-        from .stats import channel_moments, stats_csv
+        from .draw.export import OutputFolder, grid_file_names
+        from .draw.stats import channel_moments, stats_csv
         from .text import file_name, unique_names
 
         folders = [""] if self.count == 1 else unique_names([file_name(Path(n).stem) or "image" for n in self.names])
@@ -199,26 +199,26 @@ class HeatMaps:
 
     def overlay(self, image: int = 0, *, opacity: float = 0.45) -> np.ndarray:
         """The heat map over the image: uint8 (H, W, 3)."""
-        from .figures import overlay
+        from .draw.figures import overlay
 
         if self.pixels is None:
             raise ValueError("The images were given as float model inputs, so there are no pixels to draw the heat map over.")
         return overlay(self.pixels[image], self.heatmap[image], opacity=opacity)
 
     def label(self, image: int = 0) -> str:
-        from .predictions import class_labels
+        from .core.predictions import class_labels
 
         index = int(self.class_index[image])
         return class_labels(index + 1, self.class_names)[index]
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows the heat maps over the images, side by side (or the bare maps)."""
-        from .figures import picture_png, tile_images, upsample
+        from .draw.figures import picture_png, tile_images, upsample
 
         if self.pixels is not None:
             pictures = np.stack([self.overlay(i) for i in range(len(self))])
         else:
-            from .render import palette
+            from .draw.grids import palette
 
             size = (max(64, self.heatmap.shape[1] * 8), max(64, self.heatmap.shape[2] * 8))
             pictures = np.stack([palette("jet")[(upsample(h, size) * 254).astype(np.uint8)] for h in self.heatmap])
@@ -258,7 +258,7 @@ class ExplanationMaps:
 
     @property
     def method(self) -> str:
-        """The method's name, e.g. "scorecam" (see ``actviz.methods.METHOD_INFO``)."""
+        """The method's name, e.g. "scorecam" (see ``actviz.explainers.registry.METHOD_INFO``)."""
         return self.explanation.method
 
     @property
@@ -317,7 +317,7 @@ class ExplanationMaps:
     @property
     def title(self) -> str:
         """The method's name for people, e.g. "Score-CAM"."""
-        from .methods import METHOD_INFO
+        from .explainers.registry import METHOD_INFO
 
         return METHOD_INFO[self.explanation.method].title
 
@@ -329,7 +329,7 @@ class ExplanationMaps:
 
     def label(self, image: int = 0) -> str:
         """The name of the class explained for image ``image``."""
-        from .predictions import class_labels
+        from .core.predictions import class_labels
 
         index = int(self.explanation.class_index[image])
         return class_labels(index + 1, self.class_names)[index]
@@ -345,12 +345,12 @@ class ExplanationMaps:
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows the maps over the images, side by side (or the bare maps)."""
-        from .figures import picture_png, tile_images
+        from .draw.figures import picture_png, tile_images
 
         if self.pixels is not None:
             pictures = np.stack([self.overlay(i) for i in range(len(self))])
         else:
-            from .render import palette
+            from .draw.grids import palette
 
             pictures = np.stack([palette("jet")[(self.explanation.at_input_size(i) * 254).astype(np.uint8)] for i in range(len(self))])
         zoom = max(1, 160 // max(pictures.shape[1:3]))

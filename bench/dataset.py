@@ -113,7 +113,7 @@ def worker_floor(model_path: str, folder: str, batch: int) -> dict:
 
 def worker_dataset(model_path: str, folder: str, batch: int, engine: str, gradcam: bool) -> dict:
     from actviz.dataset import summarize
-    from actviz.models import open_model
+    from actviz.safety.models import open_model
 
     opened = open_model(model_path)
     stamps = []

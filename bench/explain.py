@@ -58,8 +58,8 @@ def score_cam_loop(probe, batch, activation, channels, class_index):
     """Score-CAM one masked image per pass: scipy's zoom (order 1) for the mask, as tf-keras-vis."""
     from scipy.ndimage import zoom
 
-    from actviz.passes import class_logits
-    from actviz.scores import probability_values
+    from actviz.core.passes import class_logits
+    from actviz.core.target import probability_values
 
     height, width = batch.shape[1:3]
     h, w = activation.shape[1:3]
@@ -74,7 +74,7 @@ def score_cam_loop(probe, batch, activation, channels, class_index):
 
 def ablation_loop(probe, activation, name, class_index):
     """Ablation-CAM one switched-off channel per pass, through the same part of the network."""
-    from actviz.scores import score_values
+    from actviz.core.target import score_values
 
     head, takes_image = probe.head_model(name)
     assert not takes_image
@@ -97,11 +97,11 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="Integrated Gradients' steps (default: the library's 50; 8 with --quick)")
     args = parser.parse_args()
 
-    from actviz.cams import _first_pass, ablation_weights
-    from actviz.checks import run_checks
-    from actviz.explain import explain
-    from actviz.passes import ablated_logits, class_logits
-    from actviz.probe import Probe
+    from actviz.explainers.cams import _first_pass, ablation_weights
+    from actviz.explainers.checks import run_checks
+    from actviz.explainers.explain import explain
+    from actviz.core.passes import ablated_logits, class_logits
+    from actviz.core.probe import Probe
 
     load = os.getloadavg()[0]
     probe = Probe(build_model(args.size))

@@ -86,7 +86,7 @@ def vgg16_with_demo_filters(size: int = 300):
 
 
 def _demo_model():
-    from actviz.models import open_model
+    from actviz.safety.models import open_model
 
     return open_model(None).probe.model
 
@@ -121,8 +121,8 @@ def check_transplant() -> float:
 
 def measure(probe, layer: str, channels: list[int], *, steps: int, warps: int) -> dict:
     """Both methods on the same channels and steps: patterns, robustness, high frequency, activation, time."""
-    from actviz.featurevis import high_frequency_share, robustness
-    from actviz.filters import find_patterns
+    from actviz.featurevis.robust import high_frequency_share, robustness
+    from actviz.featurevis.patterns import find_patterns
 
     results = {}
     for method in ("plain", "robust"):
@@ -145,7 +145,7 @@ def measure(probe, layer: str, channels: list[int], *, steps: int, warps: int) -
 
 
 def write_pictures(results: dict, folder: Path) -> None:
-    from actviz.figures import picture_png, tile_images
+    from actviz.draw.figures import picture_png, tile_images
 
     folder.mkdir(parents=True, exist_ok=True)
     for method in ("plain", "robust"):
@@ -178,11 +178,11 @@ def main() -> None:
     parser.add_argument("--skip-vgg", action="store_true", help="the demo model only")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="where the two pictures go (default: docs/)")
     args = parser.parse_args()
-    from actviz.cli import _import_keras_quietly
+    from actviz.cli import import_keras_quietly
 
-    _import_keras_quietly()
-    from actviz.models import open_model
-    from actviz.probe import Probe
+    import_keras_quietly()
+    from actviz.safety.models import open_model
+    from actviz.core.probe import Probe
 
     demo_steps, vgg_steps, vgg_count, warps = (64, 16, 4, 8) if args.quick else (128, 32, 16, 20)
     rows = []

@@ -52,7 +52,7 @@ def children_peak_mb() -> float:
 
 
 def worker_scan_inprocess(model: str) -> dict:
-    from actviz.scan import read_model_file
+    from actviz.safety.scan import read_model_file
 
     read_model_file(model)  # h5py and the file in the page cache, as for the isolated run
     started = time.perf_counter()
@@ -81,7 +81,7 @@ def worker_load_floor(model: str) -> dict:
 def worker_load_scan(model: str) -> dict:
     import keras  # noqa: F401 -- imported first, as in the floor: the figure is the load, not TensorFlow's start
 
-    from actviz.loading import load_model
+    from actviz.safety.loading import load_model
 
     started = time.perf_counter()
     load_model(model, isolate="scan")
@@ -91,7 +91,7 @@ def worker_load_scan(model: str) -> dict:
 def worker_vet(model: str) -> dict:
     import keras  # noqa: F401 -- a dashboard has TensorFlow loaded already
 
-    from actviz.isolation import vet_model
+    from actviz.safety.isolation import vet_model
 
     data = Path(model).read_bytes()
     started = time.perf_counter()
@@ -104,7 +104,7 @@ def worker_vet(model: str) -> dict:
 def worker_load_vet(model: str) -> dict:
     import keras  # noqa: F401
 
-    from actviz.loading import load_model
+    from actviz.safety.loading import load_model
 
     data = Path(model).read_bytes()
     started = time.perf_counter()
@@ -131,8 +131,8 @@ def worker_sequential_actviz(model: str) -> dict:
     import keras  # noqa: F401
 
     from actviz import building
-    from actviz.loading import load_model
-    from actviz.scan import read_model_file
+    from actviz.safety.loading import load_model
+    from actviz.safety.scan import read_model_file
 
     scanned = read_model_file(model)
     started = time.perf_counter()

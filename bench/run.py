@@ -112,12 +112,12 @@ def worker_actviz(model_path: str, image_path: str, out: str) -> dict:
     """What `python -m actviz export` does: load, one forward pass, grids rendered and written."""
     times = {}
     start = time.perf_counter()
-    from actviz.cli import _import_keras_quietly
-    from actviz.images import open_image
-    from actviz.models import choose_preprocessing, open_model, prepare
-    from actviz.render import feature_grid, save_png
+    from actviz.cli import import_keras_quietly
+    from actviz.inputs.images import open_image
+    from actviz.safety.models import choose_preprocessing, open_model, prepare
+    from actviz.draw.grids import feature_grid, save_png
 
-    _import_keras_quietly()
+    import_keras_quietly()
     times["import"] = time.perf_counter() - start
     t = time.perf_counter()
     opened = open_model(model_path if model_path != "demo" else None)
@@ -141,7 +141,7 @@ def worker_actviz(model_path: str, image_path: str, out: str) -> dict:
     screen = []
     for _ in range(3):  # the dashboard's first screen: the first and last convolution layers
         t = time.perf_counter()
-        from actviz.render import png_bytes
+        from actviz.draw.grids import png_bytes
 
         for activation in (shown[0], shown[-1]):
             png_bytes(feature_grid(activation, display_width=1200))
@@ -159,11 +159,11 @@ def worker_actviz(model_path: str, image_path: str, out: str) -> dict:
 def worker_forward(model_path: str, image_path: str, out: str) -> dict:
     """The floor: import, load and one forward pass, nothing drawn."""
     start = time.perf_counter()
-    from actviz.cli import _import_keras_quietly
-    from actviz.images import open_image
-    from actviz.models import open_model, prepare
+    from actviz.cli import import_keras_quietly
+    from actviz.inputs.images import open_image
+    from actviz.safety.models import open_model, prepare
 
-    _import_keras_quietly()
+    import_keras_quietly()
     opened = open_model(model_path if model_path != "demo" else None)
     _, batch = prepare(opened.probe, open_image(image_path), "rescale")
     opened.probe.run(batch)

@@ -97,7 +97,7 @@ def worker(app_root: str, model: str, samples: str, sessions: int, rounds: int) 
 
 def _probe_module():
     try:
-        import actviz.probe as module  # this version
+        import actviz.core.probe as module  # this version
     except ImportError:
         import actviz.graph as module  # the version before the package was split
     return module

@@ -107,11 +107,11 @@ def test_in_memory_model_equals_the_same_model_saved_and_reopened(flat_model, pi
 
 
 def test_a_loop_traces_a_model_once(flat_model, pixels, monkeypatch, tmp_path):
-    import actviz.probe
+    import actviz.core.probe
 
     traced = []
-    original = actviz.probe.trace
-    monkeypatch.setattr(actviz.probe, "trace", lambda model: traced.append(model) or original(model))
+    original = actviz.core.probe.trace
+    monkeypatch.setattr(actviz.core.probe, "trace", lambda model: traced.append(model) or original(model))
     import keras
 
     fresh = keras.models.clone_model(flat_model)
@@ -189,8 +189,8 @@ CHEAP = {"smoothgrad": {"samples": 3}, "integrated-gradients": {"steps": 4}, "oc
 
 
 def test_explain_any_method_equals_the_package_call(flat_model, pixels):
-    from actviz.explain import explain as core
-    from actviz.methods import METHOD_INFO, METHOD_NAMES
+    from actviz.explainers.explain import explain as core
+    from actviz.explainers.registry import METHOD_INFO, METHOD_NAMES
 
     assert actviz.explain is actviz.api.explain and core is not actviz.explain  # the module stays importable by name
     probe = actviz.open_model(flat_model).probe
@@ -211,7 +211,7 @@ def test_explain_any_method_equals_the_package_call(flat_model, pixels):
 
 
 def test_explain_black_follows_the_preprocessing(flat_model, pixels):
-    from actviz.explain import explain as core
+    from actviz.explainers.explain import explain as core
 
     probe = actviz.open_model(flat_model).probe
     inputs = pixels[:1].astype(np.float32) / 127.5 - 1.0  # "tf": black is -1, not 0
@@ -223,9 +223,9 @@ def test_explain_black_follows_the_preprocessing(flat_model, pixels):
 
 
 def test_grad_cam_takes_every_class_activation_map(flat_model, pixels):
-    from actviz.explain import explain as core
-    from actviz.explain import grad_cam as core_grad_cam
-    from actviz.methods import METHOD_INFO
+    from actviz.explainers.explain import explain as core
+    from actviz.explainers.explain import grad_cam as core_grad_cam
+    from actviz.explainers.registry import METHOD_INFO
 
     probe = actviz.open_model(flat_model).probe
     inputs = pixels[:2].astype(np.float32) / 255.0

@@ -78,7 +78,7 @@ def test_docstring_examples_run():
     import doctest
     import importlib
 
-    for name in ("actviz.render", "actviz.stats", "actviz.predictions", "actviz.text", "actviz.sharing", "actviz.methods", "actviz.occlusion", "actviz.dataset.views"):
+    for name in ("actviz.draw.grids", "actviz.draw.resample", "actviz.draw.stats", "actviz.core.predictions", "actviz.text", "actviz.serve.stores", "actviz.explainers.registry", "actviz.explainers.occlusion", "actviz.dataset.views", "actviz.settings", "actviz.serve.server"):
         module = importlib.import_module(name)
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, (name, result)

@@ -115,7 +115,7 @@ def summarize(
     >>> summary.accuracy()                              # doctest: +SKIP
     0.954
     """
-    from ..models import open_model
+    from ..safety.models import open_model
 
     if engine not in ENGINES:
         raise ChoiceError(f"Unknown engine '{engine}'. Choose one of: {', '.join(ENGINES)}.")

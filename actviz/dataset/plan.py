@@ -24,8 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ActvizError, ChoiceError, ImageError
-from ..predictions import class_count, class_labels
-from ..preprocessing import choose_preprocessing, preprocess
+from ..core.predictions import class_count, class_labels
+from ..inputs.preprocessing import choose_preprocessing, preprocess
 from .sources import DatasetError, Source
 from .summary import MAX_CELL_CLASSES, Layout, Summary, batch_summary, skipped_only
 
@@ -187,7 +187,7 @@ class BatchRunner:
 
     def _heatmaps(self, x: np.ndarray) -> np.ndarray:
         """float32 (n, h, w) 0..1: Grad-CAM of each image's predicted class at the plan's layer."""
-        from ..explain import grad_cam
+        from ..explainers.explain import grad_cam
 
         parts = [grad_cam(self.probe, x[i : i + CAM_CHUNK], layer=self.plan.layout.cam_layer).heatmap for i in range(0, len(x), CAM_CHUNK)]
         return np.concatenate(parts)

@@ -41,7 +41,7 @@ class SummaryWorker:
     def __init__(self, model: Any, trust: bool, class_names: Sequence[str] | None, plan: Plan, source: Any):
         import ray
 
-        from ..models import open_model
+        from ..safety.models import open_model
 
         model = ray.get(model) if isinstance(model, ray.ObjectRef) else model
         self.source: Source = ray.get(source) if isinstance(source, ray.ObjectRef) else source
@@ -131,7 +131,7 @@ def _read(ray: Any, source: Source, todo: np.ndarray) -> tuple[Any, Any]:
 
 def _decode(source: Source, data: Any, image_shape: tuple) -> tuple[np.ndarray | None, str]:
     from ..errors import ImageError
-    from ..images import fit_image
+    from ..inputs.images import fit_image
 
     try:
         return fit_image(source.decode(bytes(data)), image_shape), ""

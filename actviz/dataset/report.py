@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import ImageError
-from ..figures import overlay, picture_png
+from ..draw.figures import overlay, picture_png
 from ..text import csv_cell, file_name, unique_names
 from .summary import Summary
 

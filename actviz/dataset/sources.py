@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ActvizError, ImageError
-from ..images import fit_image, open_image
+from ..inputs.images import fit_image, open_image
 
 #: File name endings read as images (the formats ``open_image`` decodes).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ActvizError
-from ..predictions import class_count
+from ..core.predictions import class_count
 from .accumulate import EMPTY, Moments, Top, select
 from .sources import DatasetError
 
@@ -884,7 +884,7 @@ def _parse_layer(entry: Any, limits: SummaryLimits) -> tuple:
 
 def _check_meta(meta: Any) -> dict:
     """``meta`` as ``summarize`` writes it: a table whose known entries have the types the views use."""
-    from ..preprocessing import PREPROCESSING
+    from ..inputs.preprocessing import PREPROCESSING
 
     if not isinstance(meta, dict):
         raise DatasetError(f"This summary gives where it came from as {_kind(meta)}, where actviz writes a table; {_DAMAGED}.")

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ChannelNotFoundError, ImageError
-from ..figures import overlay
-from ..preprocessing import preprocess
+from ..draw.figures import overlay
+from ..inputs.preprocessing import preprocess
 from .report import crop_tile, heatmap_picture
 from .sources import Source, open_source
 from .summary import Summary
@@ -188,7 +188,7 @@ def top_images(summary: Summary, source: Source, layer: str, channel: int, *, pr
 def top_strip(summary: Summary, source: Source, layer: str, channel: int, *, probe: Any, count: int = 4, size: int = 96) -> np.ndarray | None:
     """The crops around the peaks of a channel's ``count`` strongest images, side by side (uint8
     RGB), to show beside a picture made to excite the channel; None when none can be read."""
-    from ..figures import tile_images
+    from ..draw.figures import tile_images
 
     tops = top_images(summary, source, layer, channel, probe=probe, size=size)[:count]
     return tile_images(np.stack([entry["crop"] for entry in tops]), per_row=count) if tops else None
@@ -244,7 +244,7 @@ def mistakes(summary: Summary, source: Source, *, probe: Any, limit: int = 12, h
     confidence, picture (uint8 RGB), overlay (uint8 RGB, the heat map over it; None without
     ``heatmaps``), caption.
     """
-    from ..explain import grad_cam
+    from ..explainers.explain import grad_cam
 
     classes = summary.layout.classes
     top = summary.mistakes

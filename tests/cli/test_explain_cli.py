@@ -1,0 +1,101 @@
+"""The ``explain`` command, the method table the dashboard and --help are made from, and the
+result's helpers for pictures and captions."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from actviz.cli import main
+from actviz.demo import SAMPLES
+from actviz.explainers.explain import explain
+from actviz.explainers.registry import FAMILIES, METHOD_NAMES, check_settings, method_info, method_table
+from actviz.core.probe import Probe
+
+SAMPLE = str(sorted(SAMPLES.iterdir())[3])
+
+
+def test_method_table_grouped_by_family():
+    rows = method_table()
+    assert [row["name"] for row in rows] == list(METHOD_NAMES)
+    assert METHOD_NAMES == (
+        "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "ablationcam", "eigencam",
+        "saliency", "smoothgrad", "integrated-gradients", "gradient-x-input", "occlusion",
+    )
+    families = [row["family"] for row in rows]
+    assert families == sorted(families, key=list(FAMILIES).index)  # grouped, families in menu order
+    assert all(row["sentence"].endswith(".") and row["family_sentence"] == FAMILIES[row["family"]] for row in rows)
+    assert {row["name"] for row in rows if row["expensive"]} == {"scorecam", "ablationcam", "smoothgrad", "integrated-gradients", "occlusion"}
+    assert {row["name"] for row in rows if row["needs_layer"]} == set(METHOD_NAMES[:8])
+    assert check_settings("smoothgrad", {"samples": 4}) == {"samples": 4, "noise": 0.2, "seed": 0}
+    assert method_info("integrated-gradients").settings["steps"] == 50
+
+
+def test_explain_command_cam_and_checks(tmp_path, capsys):
+    out = tmp_path / "cam"
+    assert main(["explain", "--image", SAMPLE, "--out", str(out), "--method", "ablationcam", "--class", "5",
+                 "--layer", "block2_conv2", "--checks", "--depths", "2", "--curve-steps", "8"]) == 0
+    saved = np.load(out / "map.npy")
+    assert saved.dtype == np.float32 and saved.shape == (28, 28)
+    assert Image.open(out / "overlay.png").size == (56, 56)
+    figures = json.loads((out / "checks.json").read_text())
+    assert figures["method"] == "ablationcam" and figures["class_index"] == 5 and figures["layer"] == "block2_conv2"
+    assert len(figures["randomisation_rank_correlation"]) == 2 and figures["randomised_layers"][0] == "predictions"
+    assert 0 <= figures["deletion_auc"] <= 1 and 0 <= figures["insertion_auc"] <= 1 and "completeness_gap" not in figures
+    text = capsys.readouterr().out
+    assert "Ablation-CAM map for digit 5" in text and "model randomisation:" in text
+    # the map is the raw map of the package's own call
+    from actviz.inputs.images import open_image
+    from actviz.safety.models import open_model
+    from actviz.inputs.preprocessing import prepare
+
+    opened = open_model()
+    _, batch = prepare(opened.probe, open_image(SAMPLE), "rescale")
+    np.testing.assert_allclose(saved, explain(opened.probe, batch, method="ablationcam", class_index=5, layer="block2_conv2").raw[0], rtol=1e-5, atol=1e-7)
+
+
+def test_explain_command_pixel_methods(tmp_path):
+    out = tmp_path / "ig"
+    assert main(["explain", "--image", SAMPLE, "--out", str(out), "--method", "integrated-gradients",
+                 "--steps", "8", "--checks", "--depths", "1", "--curve-steps", "4"]) == 0
+    assert np.load(out / "map.npy").shape == (56, 56)
+    figures = json.loads((out / "checks.json").read_text())
+    assert 0 <= figures["completeness_gap"] and len(figures["verdicts"]) == 3
+    assert main(["explain", "--image", SAMPLE, "--out", str(tmp_path / "occ"), "--method", "occlusion", "--patch", "14", "--fill", "0.5"]) == 0
+    assert sorted(p.name for p in (tmp_path / "occ").iterdir()) == ["map.npy", "overlay.png"]
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--method", "guided-backprop"], "Unknown explanation method 'guided-backprop'"),
+    (["--method", "gradcam", "--class", "10"], "the model has 10 classes"),
+    (["--method", "gradcam", "--layer", "block1_pool"], "only convolution layers qualify"),
+    (["--method", "saliency", "--layer", "block1_conv1"], "explains the input pixels, not a layer"),
+    (["--method", "gradcam", "--steps", "4"], "Grad-CAM has no setting 'steps'"),
+    (["--method", "scorecam", "--channels", "0"], "1 to 64 channels"),
+    (["--method", "occlusion", "--fill", "grey"], "Unknown fill 'grey'"),
+    (["--method", "gradcam", "--opacity", "2"], "--opacity must be between 0 and 1"),
+])
+def test_explain_command_mistakes_exit_2_with_one_line(tmp_path, capsys, arguments, words):
+    out = tmp_path / "never"
+    assert main(["explain", "--image", SAMPLE, "--out", str(out), *arguments]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: ") and words in error[0]
+    assert not out.exists()
+
+
+def test_result_helpers(flat_model, rng):
+    x = rng.random((2, 8, 8, 3), dtype=np.float32)
+    result = explain(Probe(flat_model), x, method="gradcam", layer="conv_2", class_index=1)
+    pixels = (x[1] * 255).astype(np.uint8)
+    picture = result.overlay(pixels, 1, opacity=0.0)
+    np.testing.assert_array_equal(picture, pixels)
+    assert result.overlay(pixels, 1).shape == (8, 8, 3)
+    large = result.at_input_size(0)
+    assert large.shape == (8, 8) and large.dtype == np.float32
+    np.testing.assert_allclose(large[::7, ::7], result.heatmap[0][::3, ::3], atol=1e-6)  # corners aligned
+    caption = result.caption(0, ["cat", "dog", "bird"])
+    assert caption.startswith("Grad-CAM at layer conv_2, for dog (probability ")
+    assert Image.open(io.BytesIO(result._repr_png_())).size == (224, 224)
+    assert len(result) == 2 and result.ranking.shape == (2, 20)
