@@ -52,21 +52,25 @@ def children_peak_mb() -> float:
 
 
 def worker_scan_inprocess(model: str) -> dict:
+    from actviz.safety.loading import read_model_source
     from actviz.safety.scan import read_model_file
 
-    read_model_file(model)  # h5py and the file in the page cache, as for the isolated run
+    kind = read_model_source(model).kind
+    read_model_file(model, kind=kind)  # h5py and the file in the page cache, as for the isolated run
     started = time.perf_counter()
-    read_model_file(model)
+    read_model_file(model, kind=kind)
     return {"seconds": time.perf_counter() - started, "parent_peak_mb": peak_rss_mb()}
 
 
 def worker_scan_isolated(model: str) -> dict:
-    from actviz import isolation
+    from actviz.safety import isolation
+    from actviz.safety.loading import private_copy, read_model_source
 
     data = Path(model).read_bytes()
     started = time.perf_counter()
-    with isolation.private_copy(data) as path:
-        isolation.scan_file(path)
+    file = read_model_source(data)
+    with private_copy(file) as path:
+        isolation.scan_file(path, kind=file.kind)
     return {"seconds": time.perf_counter() - started, "parent_peak_mb": peak_rss_mb(), "child_peak_mb": children_peak_mb()}
 
 
@@ -91,7 +95,7 @@ def worker_load_scan(model: str) -> dict:
 def worker_vet(model: str) -> dict:
     import keras  # noqa: F401 -- a dashboard has TensorFlow loaded already
 
-    from actviz.safety.isolation import vet_model
+    from actviz.safety.loading import vet_model
 
     data = Path(model).read_bytes()
     started = time.perf_counter()
@@ -130,11 +134,11 @@ def worker_sequential_keras(model: str) -> dict:
 def worker_sequential_actviz(model: str) -> dict:
     import keras  # noqa: F401
 
-    from actviz import building
+    from actviz.safety import building
     from actviz.safety.loading import load_model
     from actviz.safety.scan import read_model_file
 
-    scanned = read_model_file(model)
+    scanned = read_model_file(model, kind="keras")
     started = time.perf_counter()
     building.dry_weight_bytes(building.keras_builder(scanned.config, "keras"))
     dry = time.perf_counter() - started

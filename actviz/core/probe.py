@@ -3,22 +3,22 @@ returns the predictions and any layers' feature maps.
 
 ``Probe`` holds the traced graph (``tracing``), the table (``layers``) and the
 small ``keras.Model`` views built on that graph (one per set of layers asked
-for, kept in a bounded cache shared by threads). Before a forward pass, the
-memory the pass will take is worked out from the traced shapes for the actual
-input, and a pass over the budget is refused in words instead of tried.
+for, kept in a ``BoundedStore``: shared by threads, each view built once even
+when sessions ask for it at the same time). Before a forward pass, the memory
+the pass will take is worked out from the traced shapes for the actual input,
+and a pass over the budget is refused in words instead of tried.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..bounded import BoundedStore
 from ..errors import ActvizError, BudgetError, ImageError, LayerNotFoundError, NothingToShowError
 from .layers import LayerInfo, LayerTable
 from .logits import logits_tensor, output_activation
@@ -26,6 +26,8 @@ from .tracing import trace
 
 #: Views of the traced graph kept per probe (one per set of layers asked for).
 MAX_VIEWS = 32
+#: Layer shapes kept per probe of a model that takes any size (one entry per input size).
+MAX_SIZES = 64
 
 
 @dataclass
@@ -70,9 +72,10 @@ class Probe:
                 "This model has no layer whose output is an image-like grid (height x width x channels), "
                 "so there are no feature maps to show. actviz needs a convolutional image model."
             )
-        self._views: OrderedDict[tuple, Any] = OrderedDict()
-        self._shapes: dict[tuple, dict[str, tuple]] = {}
-        self._lock = threading.RLock()
+        self._views = BoundedStore(max_entries=MAX_VIEWS)
+        # the scores' tensor is never let go: every score model is built on the same one
+        self._logits = BoundedStore(max_entries=1)
+        self._shapes = BoundedStore(max_entries=MAX_SIZES)
 
     @property
     def model(self) -> Any:
@@ -139,14 +142,14 @@ class Probe:
         import keras
 
         key = ("maps", *names)
-        return self._memo(key, lambda: keras.Model(self._trace.inputs, self._trace.outputs + [self._trace.tensors[n] for n in names], name="actviz_view"))
+        return self._views.get(key, lambda: keras.Model(self._trace.inputs, self._trace.outputs + [self._trace.tensors[n] for n in names], name="actviz_view"))
 
     def feature_model(self, key: str | int) -> Any:
         """keras.Model: input -> the feature map of one layer only (computes nothing past it)."""
         import keras
 
         name = self.layer(key).name
-        return self._memo(("feature", name), lambda: keras.Model(self._trace.inputs, self._trace.tensors[name]))
+        return self._views.get(("feature", name), lambda: keras.Model(self._trace.inputs, self._trace.tensors[name]))
 
     def score_model(self, key: str | int) -> Any:
         """keras.Model: input -> [feature map of the layer, class scores, probabilities], one graph.
@@ -159,14 +162,14 @@ class Probe:
 
         name = self.layer(key).name
         logits = self.symbolic_logits()  # one twin however many score models
-        return self._memo(("score", name), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[name], logits, self._trace.outputs[0]]))
+        return self._views.get(("score", name), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[name], logits, self._trace.outputs[0]]))
 
     def logits_model(self) -> Any:
         """keras.Model: input -> [class scores, probabilities] (for pixel attributions)."""
         import keras
 
         logits = self.symbolic_logits()
-        return self._memo(("scores",), lambda: keras.Model(self._trace.inputs, [logits, self._trace.outputs[0]]))
+        return self._views.get(("scores",), lambda: keras.Model(self._trace.inputs, [logits, self._trace.outputs[0]]))
 
     def head_model(self, key: str | int) -> tuple[Any, bool]:
         """The part of the network after a layer, fed a feature map of that layer: (model, takes_image).
@@ -190,7 +193,7 @@ class Probe:
             except ValueError:  # "not connected to inputs": the rest reads earlier layers too
                 return keras.Model([self._trace.inputs, feature], outputs, name="actviz_head"), True
 
-        return self._memo(("head", name), build)
+        return self._views.get(("head", name), build)
 
     # --- the traced graph, for methods that build their own views on it ------------------
 
@@ -214,7 +217,7 @@ class Probe:
 
     def symbolic_logits(self) -> Any:
         """The first output before its final softmax/sigmoid, in the traced graph (see ``logits``)."""
-        return self._memo(("logits",), lambda: logits_tensor(self._trace))
+        return self._logits.get("logits", lambda: logits_tensor(self._trace))
 
     def symbolic_producer(self, tensor: Any) -> tuple[Any, list]:
         """The layer (or keras.ops operation) that made a traced tensor, and the traced tensors it
@@ -230,19 +233,7 @@ class Probe:
     def cached_model(self, key: tuple, build: Callable[[], Any]) -> Any:
         """A view built once by ``build()`` (e.g. a keras.Model on the symbolic tensors above) and
         kept in this probe's bounded cache under ``key`` (thread-safe)."""
-        return self._memo(("custom", *key), build)
-
-    def _memo(self, key: tuple, build: Callable[[], Any]) -> Any:
-        """The view for ``key``, built once even when sessions ask for it at the same time."""
-        with self._lock:
-            if key in self._views:
-                self._views.move_to_end(key)
-                return self._views[key]
-            view = self._views[key] = build()
-            models = [k for k in self._views if k != ("logits",)]
-            while len(models) > MAX_VIEWS:
-                del self._views[models.pop(0)]
-            return view
+        return self._views.get(("custom", *key), build)
 
     # --- memory, before any work -------------------------------------------------------
 
@@ -254,13 +245,7 @@ class Probe:
         """
         if None not in self.input_shape[:2]:
             return {info.name: info.output_shape for info in self.table if not info.container}
-        key = (int(height), int(width))
-        with self._lock:
-            if key not in self._shapes:
-                self._shapes[key] = self._symbolic_shapes(*key)
-                while len(self._shapes) > 64:
-                    del self._shapes[next(iter(self._shapes))]
-            return self._shapes[key]
+        return self._shapes.get((int(height), int(width)), lambda: self._symbolic_shapes(int(height), int(width)))
 
     def _symbolic_shapes(self, height: int, width: int) -> dict[str, tuple]:
         shapes = self._try_shapes(height, width)
@@ -274,7 +259,7 @@ class Probe:
         import keras
 
         names = [info.name for info in self.table if not info.container and hasattr(self._trace.tensors[info.name], "shape")]
-        everything = self._memo(("all",), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[n] for n in names]))
+        everything = self._views.get(("all",), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[n] for n in names]))
         spec = keras.KerasTensor((1, height, width, self.input_shape[2]))
         try:
             outputs = everything.compute_output_spec(spec)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import keras_compat
 from ..errors import NothingToShowError
 from .layers import LayerInfo
 
@@ -62,7 +63,7 @@ class _Tracer:
             for sub in layer.layers:
                 x = self.call(sub, x, prefix=inner, depth=depth + 1)
             return x
-        if isinstance(layer, keras.Model) and hasattr(layer, "_run_through_graph"):
+        if isinstance(layer, keras.Model) and keras_compat.runs_a_graph(layer):
             self._container(layer, prefix, depth)
             inner = prefix + layer.name + "/" if depth >= 0 else prefix
 
@@ -70,7 +71,7 @@ class _Tracer:
                 return lambda *args, **kwargs: self._call_node(operation, args, kwargs, inner, depth + 1)
 
             flat = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-            return layer._run_through_graph(flat, operation_fn=operation_fn)
+            return keras_compat.run_through_graph(layer, flat, operation_fn)
         if isinstance(layer, keras.layers.InputLayer):
             return inputs
         outputs = layer(inputs)
@@ -136,11 +137,11 @@ def input_shape(model: Any) -> tuple:
         shapes = [tuple(x.shape) for x in model.inputs]
     except (AttributeError, ValueError, TypeError):
         shapes = []
-        first = next((layer for layer in getattr(model, "_layers", []) if isinstance(layer, keras.layers.InputLayer)), None)
+        first = next((layer for layer in keras_compat.all_layers(model) if isinstance(layer, keras.layers.InputLayer)), None)
         if first is not None:
             shapes = [tuple(first.batch_shape)]
-        elif model.layers and getattr(model.layers[0], "_build_shapes_dict", None):
-            shapes = [tuple(next(iter(model.layers[0]._build_shapes_dict.values())))]
+        elif model.layers and (built := _built_shape(model.layers[0])):
+            shapes = [built]
     if not shapes:
         raise NothingToShowError("This model was never given an input shape, so actviz cannot tell what images it takes.")
     if len(shapes) > 1:
@@ -151,3 +152,10 @@ def input_shape(model: Any) -> tuple:
             f"This model's input has shape {shape}; actviz needs an image input of height x width x channels."
         )
     return tuple(None if dim is None else int(dim) for dim in shape)
+
+
+def _built_shape(layer: Any) -> tuple | None:
+    """The input shape ``layer`` was built for (its first, if it took several), from its public build config."""
+    config = layer.get_build_config() or {}
+    shape = config.get("input_shape", next(iter((config.get("shapes_dict") or {}).values()), None))
+    return tuple(shape) if shape else None

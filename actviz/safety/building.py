@@ -3,9 +3,10 @@ no memory taken), then for real, in time linear in the number of layers.
 
 Three things here guard loading an untrusted file:
 
-- ``declared_weight_bytes``: the layers are built inside Keras's StatelessScope,
-  where variables get a shape but no memory, and their sizes are added up. It
-  cannot skip itself: a configuration that no builder can build is refused.
+- ``dry_weight_bytes``: the layers are built inside Keras's StatelessScope
+  (``keras_compat.weightless_scope``), where variables get a shape but no memory,
+  and their sizes are added up. It cannot skip itself: a configuration that no
+  builder can build is refused.
 - ``check_load_memory``: loading takes several times the weights' size at its
   peak (measured with Keras 3.15: ``keras.saving.load_model`` peaks at 5x the
   weights for a ``.keras`` file, which it reads whole into memory, 4x for an
@@ -32,13 +33,16 @@ import shutil
 import zipfile
 from typing import Any, Callable
 
-from ..errors import ModelFileError, UnsafeModelError
+from .. import keras_compat
+from ..errors import ActvizError, ModelFileError, UnsafeModelError
 from .scan import MAX_MODEL_BYTES, FileScan
 
 #: Peak memory while loading, as a multiple of the weights' bytes (measured: see the module docstring).
 LOAD_FACTORS = {"keras": 5.0, "h5": 4.0, "legacy": 4.0}
 #: The ``registered_name`` that sends a Sequential entry of a .keras configuration to ``LinearSequential``.
 LINEAR_SEQUENTIAL = "actviz>LinearSequential"
+#: The modules a .keras configuration names for ``keras.Sequential``.
+_SEQUENTIAL_MODULES = ("keras", "keras.models", keras_compat.source_module("keras.models.sequential"))
 
 
 class LinearSequential:
@@ -52,14 +56,13 @@ class LinearSequential:
     @staticmethod
     def from_config(config: dict, custom_objects: dict | None = None) -> Any:
         import keras
-        from keras.src.legacy.saving import saving_utils
 
         if not isinstance(config, dict) or "name" not in config or not isinstance(config.get("layers"), list):
             raise ValueError("A Sequential model configuration must be a dictionary with 'name' and 'layers'.")
         layers = []
         for entry in config["layers"]:
             if isinstance(entry, dict) and "module" not in entry:  # Keras 2 / .h5 layer configs, as Keras does
-                layers.append(saving_utils.model_from_config(entry, custom_objects=custom_objects))
+                layers.append(keras_compat.legacy_model_from_config(entry, custom_objects=custom_objects))
             else:
                 layers.append(keras.saving.deserialize_keras_object(entry, custom_objects=custom_objects))
         model = keras.Sequential(layers, name=config["name"])
@@ -81,7 +84,7 @@ def linear_config(config: dict) -> dict:
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if node.get("class_name") == "Sequential" and node.get("module") in ("keras", "keras.models", "keras.src.models.sequential"):
+            if node.get("class_name") == "Sequential" and node.get("module") in _SEQUENTIAL_MODULES:
                 node["registered_name"] = LINEAR_SEQUENTIAL
             stack.extend(node.values())
         elif isinstance(node, list):
@@ -114,13 +117,11 @@ def keras_builder(config: dict, kind: str) -> Callable[[], Any]:
     def build() -> Any:
         import keras
 
-        from keras.src.legacy.saving import saving_utils
-
         plain = json.loads(json.dumps(config))
         if kind == "h5":
-            return saving_utils.model_from_config(plain, custom_objects=custom_objects())
+            return keras_compat.legacy_model_from_config(plain, custom_objects=custom_objects())
         plain["compile_config"] = None  # as load_model(compile=False)
-        with _object_sharing():
+        with keras_compat.object_sharing():
             return keras.saving.deserialize_keras_object(linear_config(plain), custom_objects=custom_objects(), safe_mode=True)
 
     return build
@@ -142,15 +143,10 @@ def dry_weight_bytes(build: Callable[[], Any]) -> int:
     Raises whatever the builder raises for a layout it cannot build.
     """
     import numpy as np
-    from keras.src.backend import StatelessScope
-    from keras.src.backend.common import global_state
 
-    with StatelessScope():
-        try:
-            model = build()
-            return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
-        finally:  # leave nothing for the scope to initialise on exit
-            global_state.set_global_attribute("uninitialized_variables", [])
+    with keras_compat.weightless_scope():
+        model = build()
+        return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
 
 
 def load_budget() -> int:
@@ -205,7 +201,7 @@ def load_scanned(path: str, scanned: FileScan, *, trust: bool = False) -> tuple[
     for index, (how, dry, real) in enumerate(attempts):
         try:
             declared = 0 if trust else dry_weight_bytes(dry)
-        except ModelFileError:
+        except ActvizError:  # a refusal, or a Keras without what actviz needs (keras_compat): not a layout to skip
             raise
         except Exception as exc:  # noqa: BLE001 -- Keras raises many types for a layout it cannot build
             first_error = first_error or exc
@@ -214,7 +210,7 @@ def load_scanned(path: str, scanned: FileScan, *, trust: bool = False) -> tuple[
             check_load_memory(declared, how)
         try:
             model = real()
-        except ModelFileError:
+        except ActvizError:
             raise
         except Exception as exc:  # noqa: BLE001 -- a file Keras cannot read: try the next way, then explain
             first_error = first_error or exc
@@ -232,15 +228,3 @@ def plain_load_error(exc: BaseException | None) -> str:
         "Keras could not rebuild the model from this file, so it cannot be opened. The file may be damaged or made "
         "by an incompatible program." + (f" (Details: {detail})" if detail else "")
     )
-
-
-def _object_sharing() -> Any:
-    """Keras's scope for objects shared between layers, as ``keras.saving.load_model`` uses it."""
-    try:
-        from keras.src.saving.serialization_lib import ObjectSharingScope
-
-        return ObjectSharingScope()
-    except ImportError:  # pragma: no cover - present in Keras 3.x
-        import contextlib
-
-        return contextlib.nullcontext()

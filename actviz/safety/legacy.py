@@ -17,17 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import keras_compat
 from ..errors import ModelFileError
-
-
-def is_keras2_file(source: Any) -> bool:
-    """True when an ``.h5`` file (a path or a file object) was written by Keras 2 (tf.keras / tf_keras)."""
-    import h5py
-
-    with h5py.File(source, "r") as handle:
-        version = handle.attrs.get("keras_version", b"")
-    version = version.decode() if isinstance(version, bytes) else str(version)
-    return version.startswith("2.")
 
 
 def rebuild_keras2_model(path: str, config: dict) -> Any:
@@ -49,12 +40,10 @@ def build(layer_config: dict) -> Any:
         return _build_sequential(layer_config["config"])
     if class_name in ("Functional", "Model"):
         return _build_functional(layer_config["config"])
-    from keras.src.legacy.saving.saving_utils import model_from_config
-
     config = copy.deepcopy(layer_config["config"])
     config.pop("batch_input_shape", None)  # the input comes from the wiring, not the layer
     _drop_keras2_only_arguments(class_name, config)
-    return model_from_config({"class_name": class_name, "config": config})
+    return keras_compat.legacy_model_from_config({"class_name": class_name, "config": config})
 
 
 def _drop_keras2_only_arguments(class_name: str, config: dict) -> None:

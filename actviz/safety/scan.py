@@ -1,23 +1,15 @@
-"""The safety scan: read a model file's structure and configuration without running any of it,
-and refuse what could run code, reach outside the file, or exhaust memory or time.
+"""The structure scan: read a model file's structure and configuration without running any of it,
+and refuse what could reach outside the file or exhaust memory or time while it is read.
 
-Two halves, so that the dangerous one can run in a child process (``isolation``):
-
-- ``read_model_file(path)`` needs only zipfile, h5py and json, never TensorFlow. It
-  checks the archive (``.keras``: entry count, names, compression, encryption,
-  sizes, every entry's checksum, the HDF5 weights inside) or the HDF5 structure
-  (``.h5``: links, datasets, attributes, each object visited once), then reads the
-  configuration with its size, nesting depth and number of values capped. It
-  returns a ``FileScan``. This is the code that meets the raw bytes: a damaged
-  or hostile file can crash or hang h5py here, which is why it runs isolated.
-- ``check_config(config)`` walks the parsed configuration and refuses layers that
-  carry code, classes from outside Keras, functions other than Keras
-  activations/losses/metrics, absurd sizes. It imports Keras (to know its layer
-  names) and runs in the process that loads the model.
-
-``scan_model_file(data)`` does both in this process (for tests and notebooks);
-``loading.load_model`` runs the first half isolated. Every limit below fails
-closed: a file that exceeds one is refused, never read further.
+``read_model_file(path, kind=...)`` needs only zipfile, h5py and json, never TensorFlow. It
+checks the archive (``.keras``: entry count, names, compression, encryption, sizes, every
+entry's checksum, the HDF5 weights inside) or the HDF5 structure (``.h5``: links, datasets,
+attributes, each object visited once), then reads the configuration with its size, nesting
+depth and number of values capped. It returns a ``FileScan``. This is the code that meets the
+raw bytes: a damaged or hostile file can crash or hang h5py here, which is why it runs in a
+child process (``child``, started by ``isolation``). What the configuration may name is decided
+by the parent (``policy``). Every limit below fails closed: a file that exceeds one is refused,
+never read further.
 """
 
 from __future__ import annotations
@@ -31,7 +23,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ModelFileError, UnsafeModelError
 
@@ -43,8 +35,6 @@ MAX_CONFIG_BYTES = 32 * 1024**2
 MAX_CONFIG_DEPTH = 100
 #: Most values (numbers, strings, lists, objects) in a configuration (a 900-layer model has ~100,000).
 MAX_CONFIG_VALUES = 2_000_000
-#: Largest single size in a layer's configuration (units, filters, ...).
-MAX_LAYER_SIZE = 1_000_000
 #: Most entries in a .keras archive (Keras writes 3, plus asset files for lookup layers).
 MAX_ARCHIVE_ENTRIES = 1_000
 #: Largest central directory of a .keras archive, in bytes (read before any entry is parsed).
@@ -66,29 +56,6 @@ _KNOWN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _WEIGHTS_MEMBER = "model.weights.h5"
-
-#: Layers that carry or load code or files: never loaded from an untrusted file.
-BLOCKED_LAYERS = {
-    "Lambda": "it contains Python code",
-    "TFSMLayer": "it loads a TensorFlow SavedModel from a path",
-    "TorchModuleWrapper": "it contains a pickled PyTorch module",
-    "JaxLayer": "it wraps Python functions",
-    "FlaxLayer": "it wraps Python functions",
-}
-_LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization", "Hashing"}
-_SIZE_KEYS = ("units", "filters", "output_dim", "input_dim", "depth_multiplier", "num_heads", "key_dim")
-_CONTAINERS = {"Functional", "Model", "Sequential"}
-#: Keras modules a model's configuration may name; keras.config, keras.utils, keras.saving,
-#: keras.ops and the like have no business in a model file (e.g. enable_unsafe_deserialization, get_file).
-_ALLOWED_MODULES = (
-    "keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints", "keras.activations",
-    "keras.models", "keras.optimizers", "keras.losses", "keras.metrics", "keras.dtype_policies",
-    "keras.src.layers", "keras.src.initializers", "keras.src.regularizers", "keras.src.constraints",
-    "keras.src.activations", "keras.src.models", "keras.src.optimizers", "keras.src.losses", "keras.src.metrics",
-    "keras.src.dtype_policies",
-)
-#: Modules whose functions a configuration may name (activations, and losses/metrics of the training setup).
-_FUNCTION_MODULES = ("keras.activations", "keras.losses", "keras.metrics", "keras.src.activations", "keras.src.losses", "keras.src.metrics")
 
 
 @dataclass
@@ -134,38 +101,17 @@ def file_kind(head: bytes, label: str) -> str:
     )
 
 
-# --- the whole scan in this process ----------------------------------------------------
-
-
-def scan_model_file(data: bytes, *, label: str = "model") -> dict:
-    """Check a model file without running any of it, in this process; return its configuration.
-
-    Raises ``UnsafeModelError`` naming the refused layer or entry and why, or
-    ``ModelFileError`` for a damaged file. ``loading.load_model`` runs the same
-    checks with the file reading isolated in a child process.
-    """
-    kind = file_kind(data[:8], label)
-    with tempfile.TemporaryDirectory(prefix="actviz-scan-") as folder:
-        path = os.path.join(folder, "model." + kind)
-        with open(path, "wb") as handle:
-            handle.write(data)
-        scanned = read_model_file(path, label=label)
-    check_config(scanned.config)
-    return scanned.config
-
-
 # --- the structure: archive and HDF5 (no TensorFlow) ----------------------------------
 
 
-def read_model_file(path: str | Path, *, label: str = "model", check: bool = True) -> FileScan:
+def read_model_file(path: str | Path, *, kind: str, check: bool = True) -> FileScan:
     """Read and check a model file's structure and configuration (zipfile, h5py and json only).
 
+    ``kind``: "keras" or "h5", as ``file_kind`` found it from the same bytes.
     ``check=False`` (a trusted file) reads the configuration only. Any failure a
     damaged file causes becomes ``ModelFileError`` with a sentence.
     """
     path = str(path)
-    with open(path, "rb") as handle:
-        kind = file_kind(handle.read(8), label)
     try:
         if kind == "keras":
             return _read_archive(path, check=check)
@@ -494,97 +440,3 @@ def _check_shape(config: Any) -> None:
             stack.extend((value, depth + 1) for value in node.values())
         elif isinstance(node, list):
             stack.extend((value, depth + 1) for value in node)
-
-
-# --- the configuration's entries (imports Keras, for its layer names) -------------------
-
-
-def check_config(config: dict) -> None:
-    """Refuse a configuration that names code, classes from outside Keras, or absurd sizes."""
-    _check_entry(str(config.get("class_name")), config)
-    for where, entry in _walk_config(config.get("config"), ""):
-        _check_entry(where, entry)
-
-
-def _walk_config(node: Any, where: str) -> Iterator[tuple[str, dict]]:
-    """Every dict in the configuration that names a class, with a readable location (no recursion)."""
-    stack = [(node, where)]
-    while stack:
-        node, where = stack.pop()
-        if isinstance(node, dict):
-            if "class_name" in node:
-                name = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
-                where = f"{where}/{name}" if isinstance(name, str) and name else where
-                yield where, node
-            stack.extend((value, where) for value in reversed(list(node.values())))
-        elif isinstance(node, list):
-            stack.extend((value, where) for value in reversed(node))
-
-
-def _check_entry(where: str, entry: dict) -> None:
-    import keras
-
-    class_name = str(entry.get("class_name"))
-    module = entry.get("module")
-    label = f"'{where.strip('/') or class_name}' ({class_name})"
-    if class_name in BLOCKED_LAYERS:
-        raise UnsafeModelError(
-            f"The model contains a {class_name} layer {label}: refused because {BLOCKED_LAYERS[class_name]}, "
-            "which would run when the file is opened. Only open it if you made it yourself (--trust-model)."
-        )
-    if class_name == "__lambda__" or (isinstance(module, str) and not (module == "keras" or module.startswith("keras."))):
-        raise UnsafeModelError(
-            f"The model refers to code from outside Keras at {label}"
-            + (f" (module '{module}')" if module else "")
-            + ": refused, because loading it would run that code. Only open it if you trust its author (--trust-model)."
-        )
-    if isinstance(module, str) and not any(module == m or (m != "keras" and module.startswith(m + ".")) for m in _ALLOWED_MODULES):
-        raise UnsafeModelError(
-            f"The model refers to '{module}' at {label}, a part of Keras that a model file has no reason to use "
-            "(it could change settings or fetch files); refused."
-        )
-    if class_name == "function":
-        name = entry.get("config")
-        if not (isinstance(module, str) and module.startswith(_FUNCTION_MODULES) and isinstance(name, str) and _is_keras_function(module, name)):
-            raise UnsafeModelError(
-                f"The model refers to a function '{name}' from '{module}' at {label}; only Keras activations, losses "
-                "and metrics may appear in a model file. Refused."
-            )
-    config = entry.get("config")
-    if not isinstance(config, dict):
-        return
-    if class_name in _LOOKUP_LAYERS and isinstance(config.get("vocabulary"), str):
-        raise UnsafeModelError(f"The layer {label} reads its vocabulary from a file or address; actviz does not open those.")
-    if class_name in ("TFOpLambda", "SlicingOpLambda"):
-        raise ModelFileError(
-            f"The model uses a TensorFlow operation written directly between its layers at {label} (a Keras 2 "
-            "feature, e.g. x * 2 or tf.concat in a tf.keras model). Keras 3 cannot read these; save the model again "
-            "with that step as a Keras layer."
-        )
-    if "layers" in config or "batch_input_shape" in config or "trainable" in config:
-        if class_name not in _CONTAINERS and not _is_keras_layer(keras, class_name):
-            raise UnsafeModelError(
-                f"The model uses a layer type {label} that is not part of Keras (a custom layer). "
-                "actviz cannot open it without its code; only if you trust the file, use --trust-model."
-            )
-    for key in _SIZE_KEYS:
-        value = config.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_LAYER_SIZE:
-            raise UnsafeModelError(f"The layer {label} declares {key}={value}, an absurd size; refused to protect memory.")
-
-
-def _is_keras_layer(keras: Any, class_name: str) -> bool:
-    return class_name.isidentifier() and isinstance(getattr(keras.layers, class_name, None), type)
-
-
-def _is_keras_function(module: str, name: str) -> bool:
-    """True if ``name`` is a public function of keras.activations / losses / metrics."""
-    import keras
-
-    public = module.replace("keras.src.", "keras.").split(".")[1]
-    return name.isidentifier() and callable(getattr(getattr(keras, public, None), name, None))
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:160] + ("..." if len(text) > 160 else "")

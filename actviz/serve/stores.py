@@ -7,9 +7,9 @@ them share work without evicting or seeing each other's:
   them. Each visitor's session keeps a strong reference to its own current
   result; the store keeps a weak one, so two visitors on the same image share
   one forward pass, and a result is freed as soon as nobody shows it any more.
-- ``BoundedStore``: results worth keeping when nobody holds them (models,
-  filter patterns, data set summaries), least recently used first out, bounded
-  in entries and in bytes.
+- ``BoundedStore`` (from ``actviz.bounded``, where the core uses it too): results
+  worth keeping when nobody holds them (models, filter patterns, data set
+  summaries), least recently used first out, bounded in entries and in bytes.
 
 Both compute a missing value once even when several visitors ask at the same
 moment (the others wait for it), and never hold their lock while computing.
@@ -19,32 +19,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
+from ..bounded import BoundedStore, OncePerKey
 
-class _OncePerKey:
-    """A lock per key, so one computation runs per key while different keys run side by side."""
-
-    def __init__(self):
-        self._guard = threading.Lock()
-        self._locks: dict[Hashable, tuple[threading.Lock, int]] = {}
-
-    def acquire(self, key: Hashable) -> threading.Lock:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        lock.acquire()
-        return lock
-
-    def release(self, key: Hashable, lock: threading.Lock) -> None:
-        lock.release()
-        with self._guard:
-            _, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+__all__ = ["BoundedStore", "HeldResults", "array_bytes"]
 
 
 class HeldResults:
@@ -63,7 +42,7 @@ class HeldResults:
     def __init__(self, *, max_bytes: int | None = None, size: Callable[[Any], int] | None = None):
         self._values: "weakref.WeakValueDictionary[Hashable, Any]" = weakref.WeakValueDictionary()
         self._guard = threading.Lock()
-        self._once = _OncePerKey()
+        self._once = OncePerKey()
         self.max_bytes = max_bytes
         self._size = size or (lambda value: 0)
         self._held = 0  # bytes of the live results, and of those being computed (reserved)
@@ -122,76 +101,6 @@ class HeldResults:
     def __len__(self) -> int:
         with self._guard:
             return len(self._values)
-
-
-class BoundedStore:
-    """A least-recently-used store bounded in entries and in bytes, computing each key once.
-
-    ``size(value)`` tells a value's bytes (default: 0, so only entries count).
-    A value larger than ``max_bytes`` on its own is returned but not kept.
-    """
-
-    def __init__(self, *, max_entries: int, max_bytes: int | None = None, size: Callable[[Any], int] | None = None):
-        self.max_entries = int(max_entries)
-        self.max_bytes = max_bytes
-        self._size = size or (lambda value: 0)
-        self._values: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
-        self._guard = threading.Lock()
-        self._once = _OncePerKey()
-
-    def peek(self, key: Hashable) -> Any:
-        """The stored value, or None; counts as a use."""
-        with self._guard:
-            entry = self._values.get(key)
-            if entry is None:
-                return None
-            self._values.move_to_end(key)
-            return entry[0]
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._guard:
-            return key in self._values
-
-    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """The value for ``key``, computed once by ``compute()`` if it is not stored."""
-        value = self.peek(key)
-        if value is not None:
-            return value
-        lock = self._once.acquire(key)
-        try:
-            value = self.peek(key)
-            if value is None:
-                value = compute()
-                self.put(key, value)
-            return value
-        finally:
-            self._once.release(key, lock)
-
-    def put(self, key: Hashable, value: Any) -> None:
-        """Keep ``value`` under ``key``, letting the least recently used go beyond the bounds."""
-        size = int(self._size(value))
-        with self._guard:
-            self._values.pop(key, None)
-            if self.max_bytes is not None and size > self.max_bytes:
-                return
-            self._values[key] = (value, size)
-            while len(self._values) > self.max_entries or (
-                self.max_bytes is not None and sum(s for _, s in self._values.values()) > self.max_bytes
-            ):
-                self._values.popitem(last=False)
-
-    def discard(self, key: Hashable) -> None:
-        with self._guard:
-            self._values.pop(key, None)
-
-    def __len__(self) -> int:
-        with self._guard:
-            return len(self._values)
-
-    @property
-    def nbytes(self) -> int:
-        with self._guard:
-            return sum(size for _, size in self._values.values())
 
 
 def array_bytes(value: Any, *, depth: int = 3) -> int:

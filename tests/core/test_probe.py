@@ -186,3 +186,23 @@ def test_keras_ops_inside_a_functional_graph(keras, rng):
     conv = model.get_layer("c")
     np.testing.assert_allclose(maps["c"][0], np.asarray(conv(x * 2.0 - 1.0))[0], rtol=1e-5, atol=1e-6)
     assert max(info.params for info in probe.table if info.name != "c") == 0
+
+
+def test_views_are_bounded_and_the_scores_tensor_is_kept(flat_model):
+    """Views past MAX_VIEWS let the least recently used go (built again when asked for); the scores'
+    tensor every score model shares is never let go, however many views come and go."""
+    from actviz.core.probe import MAX_VIEWS
+
+    probe = Probe(flat_model)
+    logits = probe.symbolic_logits()
+    builds = []
+
+    def view(key):
+        return probe.cached_model(("test", key), lambda: builds.append(key) or key)
+
+    for key in range(MAX_VIEWS + 5):
+        view(key)
+    assert view(MAX_VIEWS + 4) == MAX_VIEWS + 4 and builds.count(MAX_VIEWS + 4) == 1  # still kept
+    view(0)
+    assert builds.count(0) == 2  # let go, built again
+    assert probe.symbolic_logits() is logits

@@ -14,8 +14,8 @@ from PIL import Image
 from actviz.errors import ActvizError, ImageError, ModelFileError, UnsafeModelError
 from actviz.core.probe import Probe
 from actviz.inputs.images import open_image
-from actviz.safety.loading import load_model
-from actviz.safety.scan import MAX_ARCHIVE_ENTRIES, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_HDF5_DEPTH, MAX_HDF5_LINKS, scan_model_file
+from actviz.safety.loading import load_model, scan_model_file
+from actviz.safety.scan import MAX_ARCHIVE_ENTRIES, MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_HDF5_DEPTH, MAX_HDF5_LINKS
 
 
 def assert_plain(exc: BaseException) -> str:

@@ -15,7 +15,8 @@ from actviz.safety import isolation
 from actviz.errors import (
     BudgetError, ChoiceError, ImageError, ModelCheckError, ModelFileError, ServerBusyError, UnsafeModelError,
 )
-from actviz.safety.loading import isolation_level, load_model
+from actviz.safety.loading import load_model, private_copy, read_model_source, vet_model
+from actviz.safety.policy import isolation_level
 from actviz.core.probe import Probe
 from test_hardening import assert_plain
 
@@ -101,9 +102,9 @@ def test_memory_blowup_in_the_child_is_a_refusal(flat_model, tmp_path, monkeypat
 def test_processor_time_limit(flat_model, tmp_path, monkeypatch):
     flat_model.save(tmp_path / "m.h5")
     _hostile_startup(tmp_path, monkeypatch, "while True: pass")
-    with isolation.private_copy((tmp_path / "m.h5").read_bytes()) as path:
+    with private_copy(read_model_source(tmp_path / "m.h5")) as path:
         with pytest.raises(ModelCheckError) as caught:
-            isolation.scan_file(path, limits=isolation.Limits(seconds=60, memory_mb=1024, cpu_seconds=1))
+            isolation.scan_file(path, kind="h5", limits=isolation.ChildLimits(seconds=60, memory_mb=1024, cpu_seconds=1))
     assert "more than 1 seconds of processor time" in assert_plain(caught.value)
 
 
@@ -187,9 +188,9 @@ def test_busy_server_says_so(flat_model, tmp_path, monkeypatch):
     monkeypatch.setattr(isolation, "_slots", slots)
     slots.acquire()
     try:
-        with isolation.private_copy((tmp_path / "m.h5").read_bytes()) as path:
+        with private_copy(read_model_source(tmp_path / "m.h5")) as path:
             with pytest.raises(ServerBusyError) as caught:
-                isolation.scan_file(path, limits=isolation.Limits(seconds=0.2, memory_mb=1024, cpu_seconds=5))
+                isolation.scan_file(path, kind="h5", limits=isolation.ChildLimits(seconds=0.2, memory_mb=1024, cpu_seconds=5))
     finally:
         slots.release()
     assert "busy" in assert_plain(caught.value)
@@ -209,7 +210,7 @@ def test_isolation_levels(monkeypatch, tmp_path):
 def test_vet_report_of_the_demo(keras):
     """Compared with the same figures worked out here, in this process, from the model itself."""
     data = Path(demo.MODEL).read_bytes()
-    report = isolation.vet_model(data, name="digits.keras")
+    report = vet_model(data, name="digits.keras")
     model = keras.saving.load_model(demo.MODEL, compile=False)
     probe = Probe(model)
     names = [info.name for info in probe.default_layers]
@@ -232,7 +233,7 @@ def test_vet_memory_limit(flat_model, tmp_path):
     """TensorFlow alone needs about 600 MB of data memory: a 300 MB limit stops the check in words."""
     flat_model.save(tmp_path / "m.keras")
     with pytest.raises(ModelCheckError) as caught:
-        isolation.vet_model((tmp_path / "m.keras").read_bytes(), memory_mb=300)
+        vet_model((tmp_path / "m.keras").read_bytes(), memory_mb=300)
     assert "more than the 300 MB of memory allowed" in assert_plain(caught.value)
 
 
@@ -252,7 +253,7 @@ def test_vet_refuses_a_feature_map_bomb_before_running_it(keras, tmp_path):
     _upsampling_bomb(keras).save(tmp_path / "bomb.keras")
     assert (tmp_path / "bomb.keras").stat().st_size < 100_000
     with pytest.raises(BudgetError) as caught:
-        isolation.vet_model((tmp_path / "bomb.keras").read_bytes(), name="bomb.keras")
+        vet_model((tmp_path / "bomb.keras").read_bytes(), name="bomb.keras")
     assert f"would take about {_BOMB_BYTES / 1e9:.1f} GB of memory" in assert_plain(caught.value)
 
 

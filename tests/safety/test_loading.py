@@ -6,8 +6,7 @@ import pytest
 
 from actviz.errors import ModelFileError, UnsafeModelError
 from actviz.core.probe import Probe
-from actviz.safety.loading import load_model
-from actviz.safety.scan import scan_model_file
+from actviz.safety.loading import load_model, scan_model_file
 
 
 def _save(model, path):
@@ -294,3 +293,29 @@ def test_nested_sequential_in_a_keras_file_built_once(keras, tmp_path, monkeypat
     x = rng.random((1, 8, 8, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6)
 
+
+
+@pytest.mark.parametrize("level,steps", [
+    ("scan", ["file_kind", "child scan", "check_config", "dry_weight_bytes", "file_digest"]),
+    ("vet", ["file_kind", "child scan", "check_config", "child vet", "dry_weight_bytes", "file_digest"]),
+])
+def test_each_step_runs_once_in_order(flat_model, tmp_path, monkeypatch, rng, level, steps):
+    """Counted in this process by wrapping each step (they still run); the structure is read in the
+    scan child only, and the vet child builds from the configuration checked here."""
+    from actviz.safety import building, isolation, loading
+
+    calls = []
+
+    def count(module, name, label=None):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, **kwargs: (calls.append(label or name), real(*args, **kwargs))[1])
+
+    for module, name in [(loading, "file_kind"), (loading, "read_model_file"), (loading, "check_config"),
+                         (loading, "file_digest"), (building, "dry_weight_bytes")]:
+        count(module, name)
+    real_child = isolation._run_child
+    monkeypatch.setattr(isolation, "_run_child", lambda task, *args, **kwargs: (calls.append(f"child {task}"), real_child(task, *args, **kwargs))[1])
+    loaded = load_model(_save(flat_model, tmp_path / "m.keras").read_bytes(), isolate=level)
+    assert calls == steps
+    x = rng.random((1, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(loaded.model(x)), np.asarray(flat_model(x)), rtol=1e-6)
