@@ -18,25 +18,21 @@ inputs, or a list of them; one image or a batch).
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
-
-import numpy as np
 
 from .core.batches import Progress
 from .errors import ChoiceError
 from .explainers.explain import explain as _explain
+from .explainers.registry import context_settings, method_info
 from .inputs.batch import to_batch
-from .explainers.registry import method_info
-from .safety.models import ModelLike, OpenModel, open_model
 from .results import ExplanationMaps, FeatureMaps, HeatMaps
+from .safety.models import ModelLike, OpenModel, open_model
+from .serve.stores import BoundedStore
 
-#: Model files kept open by content, for calls in a loop.
+#: Model files kept open by content (and trust), for calls in a loop, the least recently used let go first.
 _OPEN_FILES = 4
-_files: OrderedDict[tuple, OpenModel] = OrderedDict()
-_files_lock = threading.Lock()
+_files = BoundedStore(max_entries=_OPEN_FILES)
 
 
 def activations(
@@ -106,11 +102,8 @@ def grad_cam(
     batch = to_batch(images, opened.probe, preprocess_as=preprocess)
     cam = _explain(opened.probe, batch.inputs, method=method, layer=layer, class_index=class_index,
                    batch_size=batch_size, progress=progress, **settings)
-    return HeatMaps(
-        layer=cam.layer, method=cam.method, heatmap=cam.heatmap, raw=np.maximum(cam.raw, 0.0), weights=cam.weights,
-        class_index=cam.class_index, probability=cam.probability, pixels=batch.pixels, names=batch.names,
-        class_names=opened.class_names,
-    )
+    return HeatMaps(explanation=cam, pixels=batch.pixels, names=batch.names, preprocessing=batch.preprocessing.note,
+                    class_names=opened.class_names)
 
 
 def explain(
@@ -149,15 +142,11 @@ def explain(
     from .explainers.attributions import black_input
     from .explainers.checks import run_checks
 
-    info = method_info(method)
+    method_info(method)  # an unknown method is said before the model is opened
     opened = _opened(model, trust=trust, class_names=class_names)
     batch = to_batch(images, opened.probe, preprocess_as=preprocess)
     black = black_input(batch.preprocessing.scaling, batch.inputs.shape[-1])  # "none" for float model inputs
-    options = dict(settings)
-    if "black" in info.settings:
-        options.setdefault("black", black)
-    if "seed" in info.settings:
-        options.setdefault("seed", seed)
+    options = {**context_settings(method, black=black, seed=seed), **settings}
     result = _explain(opened.probe, batch.inputs, method=method, class_index=class_index, layer=layer,
                       batch_size=batch_size, progress=progress, **options)
     found = None
@@ -202,17 +191,7 @@ def _opened(model: ModelLike, *, trust: bool, class_names: Sequence[str] | None)
     if isinstance(model, OpenModel):
         opened = model
     elif isinstance(model, (bytes, bytearray, memoryview, str, Path)):
-        key = (_identity(model), trust)
-        with _files_lock:
-            opened = _files.get(key)
-            if opened is not None:
-                _files.move_to_end(key)
-        if opened is None:
-            opened = open_model(model, trust=trust)
-            with _files_lock:
-                _files[key] = opened
-                while len(_files) > _OPEN_FILES:
-                    _files.popitem(last=False)
+        opened = _files.get((_identity(model), trust), lambda: open_model(model, trust=trust))
     else:
         opened = open_model(model, trust=trust)
     if class_names:

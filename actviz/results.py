@@ -3,10 +3,11 @@
 ``FeatureMaps`` (from ``actviz.activations``) is a mapping from layer name to
 float32 (N, H, W, C); ``result["block1_conv1"]`` is the array, a grid shows
 itself as a picture (``_repr_png_``), the whole result as a table of layers
-with small grids (``_repr_html_``). ``HeatMaps`` (from ``actviz.grad_cam``)
-holds each image's heat map and shows them over the images. ``ExplanationMaps``
-(from ``actviz.explain``) holds one method's explanation of each image (any of
-``actviz.explainers.registry.METHOD_INFO``), with the checks' verdicts when they were run.
+with small grids (``_repr_html_``). ``ExplanationMaps`` (from ``actviz.explain``)
+holds one method's explanation of each image (any of
+``actviz.explainers.registry.METHOD_INFO``), shows the maps over the images, and
+has the checks' verdicts when they were run; ``HeatMaps`` (from ``actviz.grad_cam``)
+is the same result for a class activation map, its raw map through a ReLU.
 """
 
 from __future__ import annotations
@@ -173,65 +174,6 @@ class FeatureMaps(Mapping):
 
 
 @dataclass
-class HeatMaps:
-    """Where in each image the model found evidence for a class, batch-first.
-
-    ``heatmap``: float32 (N, h, w) in 0..1 at the layer's size; ``raw``: the
-    same before scaling; ``weights``: float32 (N, C) channel importance;
-    ``class_index``: int (N,); ``probability``: float32 (N,); ``layer``,
-    ``method``; ``pixels``: uint8 (N, H, W, C) as the model saw them (None for
-    float inputs).
-    """
-
-    layer: str
-    method: str
-    heatmap: np.ndarray
-    raw: np.ndarray
-    weights: np.ndarray
-    class_index: np.ndarray
-    probability: np.ndarray
-    pixels: np.ndarray | None
-    names: tuple
-    class_names: list | None = None
-
-    def __len__(self) -> int:
-        return int(self.heatmap.shape[0])
-
-    def overlay(self, image: int = 0, *, opacity: float = 0.45) -> np.ndarray:
-        """The heat map over the image: uint8 (H, W, 3)."""
-        from .draw.figures import overlay
-
-        if self.pixels is None:
-            raise ValueError("The images were given as float model inputs, so there are no pixels to draw the heat map over.")
-        return overlay(self.pixels[image], self.heatmap[image], opacity=opacity)
-
-    def label(self, image: int = 0) -> str:
-        from .core.predictions import class_labels
-
-        index = int(self.class_index[image])
-        return class_labels(index + 1, self.class_names)[index]
-
-    def _repr_png_(self) -> bytes:
-        """Jupyter shows the heat maps over the images, side by side (or the bare maps)."""
-        from .draw.figures import picture_png, tile_images, upsample
-
-        if self.pixels is not None:
-            pictures = np.stack([self.overlay(i) for i in range(len(self))])
-        else:
-            from .draw.grids import palette
-
-            size = (max(64, self.heatmap.shape[1] * 8), max(64, self.heatmap.shape[2] * 8))
-            pictures = np.stack([palette("jet")[(upsample(h, size) * 254).astype(np.uint8)] for h in self.heatmap])
-        zoom = max(1, 160 // max(pictures.shape[1:3]))
-        return picture_png(tile_images(pictures, per_row=min(4, len(pictures)), gap=4, zoom=zoom))
-
-    def __repr__(self) -> str:
-        classes = ", ".join(f"{self.label(i)} ({float(self.probability[i]):.1%})" for i in range(min(len(self), 4)))
-        return f"HeatMaps({self.method} at {self.layer}, {len(self)} image{'s' if len(self) != 1 else ''}: {classes})"
-
-
-
-@dataclass
 class ExplanationMaps:
     """Why the model gave each image's class, by one explanation method; batch-first.
 
@@ -317,9 +259,7 @@ class ExplanationMaps:
     @property
     def title(self) -> str:
         """The method's name for people, e.g. "Score-CAM"."""
-        from .explainers.registry import METHOD_INFO
-
-        return METHOD_INFO[self.explanation.method].title
+        return self.explanation.title
 
     def overlay(self, image: int = 0, *, opacity: float = 0.45) -> np.ndarray:
         """The display map over the image: uint8 (H, W, 3)."""
@@ -360,4 +300,21 @@ class ExplanationMaps:
         where = f" at {self.explanation.layer}" if self.explanation.layer else ""
         classes = ", ".join(f"{self.label(i)} ({float(self.explanation.probability[i]):.1%})" for i in range(min(len(self), 4)))
         checked = "; checked" if self.checks is not None else ""
-        return f"ExplanationMaps({self.explanation.method}{where}, {len(self)} image{'s' if len(self) != 1 else ''}: {classes}{checked})"
+        count = f"{len(self)} image{'s' if len(self) != 1 else ''}"
+        return f"{type(self).__name__}({self.explanation.method}{where}, {count}: {classes}{checked})"
+
+
+class HeatMaps(ExplanationMaps):
+    """What ``actviz.grad_cam`` returns: the same result, a class activation map of each image,
+    whose ``raw`` map is shown through its ReLU (float32 (N, h, w), at least 0), as
+    ``grad_cam`` has always given it; ``explanation.raw`` keeps the signed map.
+
+    >>> cams = actviz.grad_cam(model, ["a.jpg", "b.jpg"], class_index=1)   # doctest: +SKIP
+    >>> cams.heatmap.shape, cams.weights.shape, cams.overlay(0).shape       # doctest: +SKIP
+    ((2, 18, 18), (2, 512), (300, 300, 3))
+    """
+
+    @property
+    def raw(self) -> np.ndarray:
+        """float32 (N, h, w): the map before display scaling, through a ReLU."""
+        return np.maximum(self.explanation.raw, 0.0)

@@ -59,7 +59,7 @@ def score_cam_loop(probe, batch, activation, channels, class_index):
     from scipy.ndimage import zoom
 
     from actviz.core.passes import class_logits
-    from actviz.core.target import probability_values
+    from actviz.core.target import Target
 
     height, width = batch.shape[1:3]
     h, w = activation.shape[1:3]
@@ -68,13 +68,13 @@ def score_cam_loop(probe, batch, activation, channels, class_index):
         up = zoom(activation[0, :, :, k], (height / h, width / w), order=1)
         mask = (up - up.min()) / (up.max() - up.min() + 1e-7)
         logits = class_logits(probe, batch * mask[None, :, :, None].astype(np.float32))
-        weights[k] = float(probability_values(logits, np.array([class_index]))[0])
+        weights[k] = float(Target(np.array([class_index])).probabilities(logits)[0])
     return weights
 
 
 def ablation_loop(probe, activation, name, class_index):
     """Ablation-CAM one switched-off channel per pass, through the same part of the network."""
-    from actviz.core.target import score_values
+    from actviz.core.target import Target
 
     head, takes_image = probe.head_model(name)
     assert not takes_image
@@ -83,7 +83,7 @@ def ablation_loop(probe, activation, name, class_index):
         off = activation.astype(np.float32).copy()
         off[..., k] = 0
         logits, _ = head(off, training=False)
-        scores.append(float(score_values(np.asarray(logits), np.array([class_index]))[0]))
+        scores.append(float(Target(np.array([class_index])).scores(np.asarray(logits))[0]))
     return scores
 
 
@@ -97,7 +97,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="Integrated Gradients' steps (default: the library's 50; 8 with --quick)")
     args = parser.parse_args()
 
-    from actviz.explainers.cams import _first_pass, ablation_weights
+    from actviz.core.target import Target
+    from actviz.explainers.ablationcam import ablation_weights
+    from actviz.explainers.cam import first_pass
     from actviz.explainers.checks import run_checks
     from actviz.explainers.explain import explain
     from actviz.core.passes import ablated_logits, class_logits
@@ -112,7 +114,7 @@ def main() -> int:
     explain(probe, batch, method="gradcam", class_index=klass)
     explain(probe, batch, method="saliency", class_index=klass)
     class_logits(probe, batch)
-    ablated_logits(probe, layer, _first_pass(probe, batch, layer)[0][0], np.array([0]))
+    ablated_logits(probe, layer, first_pass(probe, batch, layer)[0][0], np.array([0]))
 
     quick = args.quick
     settings = {
@@ -130,17 +132,17 @@ def main() -> int:
         row = {"method": method, "settings": chosen or "defaults", "seconds": seconds}
         if method == "ablationcam":
             # whole call against the first pass plus the loop; and the ablation stage alone, both ways
-            loop_seconds, (activation, scores) = timed(lambda: (lambda a: (a, ablation_loop(probe, a, layer, klass)))(_first_pass(probe, batch, layer)[0]))
+            loop_seconds, (activation, scores) = timed(lambda: (lambda a: (a, ablation_loop(probe, a, layer, klass)))(first_pass(probe, batch, layer)[0]))
             np.testing.assert_allclose(result.details["ablated_scores"][0], scores, rtol=1e-4, atol=1e-5)
-            logits = _first_pass(probe, batch, layer)[1]
-            stage, _ = timed(lambda: ablation_weights(probe, batch, layer, activation, logits, np.array([klass])))
+            logits = first_pass(probe, batch, layer)[1]
+            stage, _ = timed(lambda: ablation_weights(probe, batch, layer, activation, logits, Target(np.array([klass]))))
             stage_loop, _ = timed(lambda: ablation_loop(probe, activation, layer, klass))
             row.update(loop=loop_seconds, ratio=loop_seconds / seconds, stage=stage, stage_loop=stage_loop, stage_ratio=stage_loop / stage)
         if method == "scorecam":
-            activation = _first_pass(probe, batch, layer)[0]
+            activation = first_pass(probe, batch, layer)[0]
             used = np.nonzero(result.weights[0])[0] if quick else np.arange(activation.shape[-1])
             constant = int((activation[0].max(axis=(0, 1)) == activation[0].min(axis=(0, 1))).sum())
-            loop_seconds, weights = timed(lambda: score_cam_loop(probe, batch, _first_pass(probe, batch, layer)[0], used, klass))
+            loop_seconds, weights = timed(lambda: score_cam_loop(probe, batch, first_pass(probe, batch, layer)[0], used, klass))
             np.testing.assert_allclose(result.weights[0, used], [weights[k] for k in used], rtol=1e-3, atol=1e-6)
             row.update(loop=loop_seconds, ratio=loop_seconds / seconds, channels=len(used), constant_channels=constant)
         rows.append(row)

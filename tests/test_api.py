@@ -224,7 +224,6 @@ def test_explain_black_follows_the_preprocessing(flat_model, pixels):
 
 def test_grad_cam_takes_every_class_activation_map(flat_model, pixels):
     from actviz.explainers.explain import explain as core
-    from actviz.explainers.explain import grad_cam as core_grad_cam
     from actviz.explainers.registry import METHOD_INFO
 
     probe = actviz.open_model(flat_model).probe
@@ -237,11 +236,12 @@ def test_grad_cam_takes_every_class_activation_map(flat_model, pixels):
         assert maps.method == method and maps.layer == "conv_2" and maps.weights.shape == (2, 20)
         np.testing.assert_allclose(maps.heatmap, want.heatmap, rtol=1e-4, atol=1e-5, err_msg=method)
         np.testing.assert_allclose(maps.raw, np.maximum(want.raw, 0.0), rtol=1e-4, atol=1e-6, err_msg=method)
-    for method in ("gradcam", "gradcam++"):  # the same values as the package's own grad_cam
-        old = core_grad_cam(probe, inputs, class_index=[0, 2], method=method)
+    for method in ("gradcam", "gradcam++"):  # the same values as the package's own Grad-CAM (its raw map through a ReLU)
+        old = core(probe, inputs, class_index=[0, 2], method=method)
         new = actviz.grad_cam(flat_model, pixels[:2], class_index=[0, 2], method=method)
-        for field in ("heatmap", "raw", "weights", "probability"):
-            np.testing.assert_allclose(getattr(new, field), getattr(old, field), rtol=1e-5, atol=1e-7)
+        for field, value in (("heatmap", old.heatmap), ("raw", np.maximum(old.raw, 0.0)), ("weights", old.weights), ("probability", old.probability)):
+            np.testing.assert_allclose(getattr(new, field), value, rtol=1e-5, atol=1e-7)
+        assert isinstance(new, actviz.ExplanationMaps) and new.explanation.method == method
     fast = actviz.grad_cam(flat_model, pixels[:1], method="scorecam", channels=4)
     assert fast.heatmap.shape == (1, 4, 4)
     with pytest.raises(ChoiceError, match=r"explains the input pixels.*actviz.explain\(model, images, method='saliency'\)"):

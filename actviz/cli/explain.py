@@ -8,9 +8,12 @@ from pathlib import Path
 from ..errors import ActvizError
 from .common import model_options, preprocess_option, out_option, say, open_chosen_model, progress_line, answer
 
+#: How a flag's text is read, by the kind of setting (choices stay text: see ``Setting.from_text``).
+FLAG_TYPES = {"count": int, "share": float}
+
 
 def add(commands) -> None:
-    from ..explainers.registry import METHOD_INFO
+    from ..explainers.registry import METHOD_INFO, offered_settings
 
     sub = commands.add_parser(
         "explain", help=f"why the model gave a class, by any of {len(METHOD_INFO)} methods, with checks that say whether to trust the map",
@@ -23,14 +26,8 @@ def add(commands) -> None:
     sub.add_argument("--class", dest="class_index", type=int, help="class number (default: the predicted class)")
     sub.add_argument("--layer", help="convolution layer of a class activation map (default: the last one)")
     sub.add_argument("--checks", action="store_true", help="also run the checks (deletion/insertion, model randomisation, completeness) and write checks.json")
-    sub.add_argument("--channels", type=int, help="scorecam: only the N channels whose maps vary most (Faster Score-CAM)")
-    sub.add_argument("--samples", type=int, help="smoothgrad: noisy copies of the image (default 20)")
-    sub.add_argument("--noise", type=float, help="smoothgrad: the noise's spread, as a share of the image's range (default 0.2)")
-    sub.add_argument("--steps", type=int, help="integrated-gradients: points on the path (default 50)")
-    sub.add_argument("--baseline", help="integrated-gradients: the image the path starts from: black (default), blur or noise")
-    sub.add_argument("--patch", type=int, help="occlusion: side of the hidden square in pixels (default: an eighth of the image)")
-    sub.add_argument("--stride", type=int, help="occlusion: pixels between patches (default: the patch)")
-    sub.add_argument("--fill", help="occlusion: what hides a patch: black (default), mean, blur, or a number")
+    for name, (methods, setting) in offered_settings().items():  # one flag per setting of the registry
+        sub.add_argument(f"--{name}", type=FLAG_TYPES.get(setting.kind), help=f"{', '.join(methods)}: {setting.help()}")
     sub.add_argument("--curve-steps", type=int, default=32, help="checks: steps of the deletion and insertion curves (default 32)")
     sub.add_argument("--depths", type=int, help="checks: randomise only the top N layers (default: all)")
     sub.add_argument("--seed", type=int, default=0, help="seed of the noise and of the random weights (default 0)")
@@ -42,38 +39,35 @@ def add(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from ..draw.export import OutputFolder
+    from ..draw.figures import picture_png
     from ..explainers.attributions import black_input
     from ..explainers.checks import run_checks
     from ..explainers.explain import explain
+    from ..explainers.registry import context_settings, method_info
     from ..explainers.result import npy_bytes
-    from ..draw.export import OutputFolder
-    from ..draw.figures import picture_png
+    from ..inputs.batch import to_batch
     from ..inputs.images import open_image
-    from ..explainers.registry import method_info
     from ..core.predictions import class_labels
-    from ..inputs.preprocessing import choose_preprocessing, prepare
 
     info = method_info(args.method)
     if not 0.0 <= args.opacity <= 1.0:
         raise ActvizError(f"--opacity must be between 0 and 1 (got {args.opacity}).")
     settings = _explain_settings(args)
-    image = open_image(args.image)
+    image = open_image(args.image)  # a file that is not an image is said before the model loads
     opened = open_chosen_model(args)
     probe = opened.probe
-    chosen = choose_preprocessing(probe, args.preprocess)
-    pixels, batch = prepare(probe, image, chosen.scaling)
-    black = black_input(chosen.scaling, batch.shape[-1])
-    if "black" in info.settings:
-        settings["black"] = black
-    if "seed" in info.settings:
-        settings["seed"] = args.seed
-    say(chosen.note)
+    batch = to_batch(image, probe, preprocess_as=args.preprocess)
+    pixels = batch.pixels[0]
+    black = black_input(batch.preprocessing.scaling, batch.inputs.shape[-1])
+    settings = {**context_settings(args.method, black=black, seed=args.seed), **settings}
+    say(batch.preprocessing.note)
     report = progress_line(info.title) if info.expensive else None
-    result = explain(probe, batch, method=args.method, class_index=args.class_index, layer=args.layer,
+    result = explain(probe, batch.inputs, method=args.method, class_index=args.class_index, layer=args.layer,
                      batch_size=args.batch_size, progress=report, **settings)
     checks = None
     if args.checks:
-        checks = run_checks(probe, batch, result, steps=args.curve_steps, black=black, seed=args.seed, depths=args.depths,
+        checks = run_checks(probe, batch.inputs, result, steps=args.curve_steps, black=black, seed=args.seed, depths=args.depths,
                             batch_size=args.batch_size, progress=progress_line("checks"))
     with OutputFolder(args.out) as out:
         out.write("map.npy", npy_bytes(result.raw[0]))
@@ -93,11 +87,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _explain_settings(args: argparse.Namespace) -> dict:
     """The method settings given on the command line (the method refuses any it does not have)."""
-    given = {name: getattr(args, name) for name in ("channels", "samples", "noise", "steps", "baseline", "patch", "stride")}
-    settings = {name: value for name, value in given.items() if value is not None}
-    if args.fill is not None:
-        try:
-            settings["fill"] = float(args.fill)
-        except ValueError:
-            settings["fill"] = args.fill
+    from ..explainers.registry import offered_settings
+
+    settings = {}
+    for name, (_, setting) in offered_settings().items():
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = setting.from_text(value) if setting.kind == "choice" else value
     return settings

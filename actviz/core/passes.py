@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .probe import Probe
+from .target import Target, predicted_classes
 
 
 def logits_and_outputs(probe: Probe, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,22 +35,21 @@ def class_logits(probe: Probe, inputs: np.ndarray) -> np.ndarray:
     return np.asarray(_logits_function(probe)(np.asarray(inputs, dtype=np.float32))).reshape(len(inputs), -1)
 
 
-def input_gradients(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """float32 (M, H, W, C): d(class score)/d(input) for a stack of inputs and their classes int (M,)
-    (see ``scores.score_tensor``: for one sigmoid output, class 0 scores the negated logit)."""
-    return gradient_pass(probe, inputs, chosen)[0]
+def input_gradients(probe: Probe, inputs: np.ndarray, target: Target) -> np.ndarray:
+    """float32 (M, H, W, C): d(class score)/d(input) for a stack of inputs and their ``Target``."""
+    return gradient_pass(probe, inputs, target.classes)[0]
 
 
-def gradient_pass(probe: Probe, inputs: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, ...]:
+def gradient_pass(probe: Probe, inputs: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, ...]:
     """One compiled forward and backward pass over a stack of inputs float32 (M, H, W, C):
     (gradients float32 (M, H, W, C), logits (M, K), the model's first output (M, ...), classes int64 (M,)).
 
-    ``chosen``: each input's class, or -1 for the class the model predicts for it
+    ``classes``: int (M,), each input's class, or -1 for the class the model predicts for it
     (worked out in the same pass, so a saliency map takes one pass, not two).
     """
-    found = _gradient_function(probe)(np.asarray(inputs, dtype=np.float32), np.asarray(chosen, dtype=np.int64))
-    gradients, logits, outputs, classes = (np.asarray(t) for t in found)
-    return gradients, logits.reshape(len(inputs), -1), outputs, classes
+    found = _gradient_function(probe)(np.asarray(inputs, dtype=np.float32), np.asarray(classes, dtype=np.int64))
+    gradients, logits, outputs, chosen = (np.asarray(t) for t in found)
+    return gradients, logits.reshape(len(inputs), -1), outputs, chosen
 
 
 def _logits_function(probe: Probe) -> Any:
@@ -72,16 +72,8 @@ def _gradient_function(probe: Probe) -> Any:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
                 logits, outputs = model(x, training=False)
-                flat = tf.reshape(logits, [tf.shape(x)[0], -1])
-                values = tf.reshape(outputs, [tf.shape(x)[0], -1])
-                if flat.shape[1] == 1:  # one sigmoid output: class 1 scores z, class 0 scores -z
-                    predicted = tf.cast(values[:, 0] >= 0.5, tf.int64)  # as predictions.predicted_class
-                    chosen = tf.where(chosen < 0, predicted, chosen)
-                    score = flat[:, 0] * tf.where(chosen == 1, 1.0, -1.0)
-                else:
-                    chosen = tf.where(chosen < 0, tf.argmax(values, axis=1), chosen)
-                    score = tf.gather(flat, chosen, axis=1, batch_dims=1)
-                total = tf.reduce_sum(score)
+                chosen = tf.where(chosen < 0, predicted_classes(outputs), chosen)
+                total = tf.reduce_sum(Target(chosen)(logits))
             return tape.gradient(total, x), logits, outputs, chosen
 
         return tf.function(gradient, reduce_retracing=True)

@@ -187,9 +187,10 @@ class BatchRunner:
 
     def _heatmaps(self, x: np.ndarray) -> np.ndarray:
         """float32 (n, h, w) 0..1: Grad-CAM of each image's predicted class at the plan's layer."""
-        from ..explainers.explain import grad_cam
+        from ..explainers.explain import explain
 
-        parts = [grad_cam(self.probe, x[i : i + CAM_CHUNK], layer=self.plan.layout.cam_layer).heatmap for i in range(0, len(x), CAM_CHUNK)]
+        layer = self.plan.layout.cam_layer
+        parts = [explain(self.probe, x[i : i + CAM_CHUNK], method="gradcam", layer=layer).heatmap for i in range(0, len(x), CAM_CHUNK)]
         return np.concatenate(parts)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ImageError
 from ..draw.figures import overlay, picture_png
+from ..draw.resample import enlarge
 from ..text import csv_cell, file_name, unique_names
 from .summary import Summary
 
@@ -113,7 +114,7 @@ def heatmap_picture(heatmap: np.ndarray, base: np.ndarray | None = None, *, size
     else:
         opacity = 0.5
     zoom = max(1, -(-size // min(base.shape[:2])))
-    base = np.repeat(np.repeat(base, zoom, axis=0), zoom, axis=1)
+    base = enlarge(base, zoom)
     return overlay(base, heat, opacity=opacity)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ChannelNotFoundError, ImageError
 from ..draw.figures import overlay
+from ..draw.resample import enlarge
 from ..inputs.preprocessing import preprocess
 from .report import crop_tile, heatmap_picture
 from .sources import Source, open_source
@@ -244,7 +245,7 @@ def mistakes(summary: Summary, source: Source, *, probe: Any, limit: int = 12, h
     confidence, picture (uint8 RGB), overlay (uint8 RGB, the heat map over it; None without
     ``heatmaps``), caption.
     """
-    from ..explainers.explain import grad_cam
+    from ..explainers.explain import explain
 
     classes = summary.layout.classes
     top = summary.mistakes
@@ -263,7 +264,7 @@ def mistakes(summary: Summary, source: Source, *, probe: Any, limit: int = 12, h
     cams = None
     if heatmaps:
         batch = preprocess(pixels, summary.meta.get("preprocessing", "rescale"))
-        cams = grad_cam(probe, batch, layer=summary.layout.cam_layer, class_index=[e[2] for e in entries]).heatmap
+        cams = explain(probe, batch, method="gradcam", layer=summary.layout.cam_layer, class_index=[e[2] for e in entries]).heatmap
     return [
         {"image": summary.image_name(index), "label": classes[label], "predicted": classes[answer], "confidence": confidence,
          "picture": _enlarged(image, zoom), "overlay": None if cams is None else overlay(_enlarged(image, zoom), cams[n]),
@@ -321,7 +322,7 @@ def _answer(summary: Summary, index: int) -> tuple[str, str, float | None]:
 
 def _enlarged(image: np.ndarray, zoom: int) -> np.ndarray:
     """uint8 (H, W, C) -> uint8 (H*zoom, W*zoom, 3), nearest neighbour (small digits stay sharp)."""
-    big = np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
+    big = enlarge(image, zoom)
     return np.repeat(big, 3, axis=-1) if big.shape[-1] == 1 else big
 
 

@@ -19,7 +19,7 @@ The user's model is never changed: the randomisation works on a copy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from ..errors import ActvizError, ChoiceError
 from .result import Explanation
 from ..core.passes import class_logits
 from ..core.probe import Probe
-from ..core.target import probability_values
+from ..core.target import Target
 
 #: Rank correlation at or above which a map is flagged: it stays much the same without the learned weights.
 FLAG_CORRELATION = 0.5
@@ -207,7 +207,7 @@ def deletion_insertion(
             images.append(np.where(chosen, empty, batch[n]) if kind == 0 else np.where(chosen, batch[n], soft[n]))
         logits = class_logits(probe, np.stack(images))
         which = np.array([n for n, _, _ in jobs[part]])
-        probabilities = probability_values(np.asarray(logits), explanation.class_index[which])
+        probabilities = Target(explanation.class_index)[which].probabilities(logits)
         for (n, kind, i), value in zip(jobs[part], probabilities):
             values[n, kind, i] = value
         report(progress, part.stop, len(jobs))
@@ -396,8 +396,3 @@ def completeness_verdict(completeness: dict, index: int = 0) -> dict:
                 + ("The path was followed closely enough." if passed else "Use more steps for a faithful account."))
     return {"check": "completeness", "passed": passed, "sentence": sentence}
 
-
-def checks_for(method: str) -> Sequence[str]:
-    """The checks that apply to a method: all take deletion/insertion and randomisation; Integrated
-    Gradients also completeness."""
-    return ("deletion and insertion", "model randomisation", *(("completeness",) if method == "integrated-gradients" else ()))

@@ -2,7 +2,7 @@
 class score drops (Zeiler & Fergus 2014), the occluded copies stacked into batches.
 
 Each pixel's value is the mean drop of the class score (the logit, see
-``scores``) over the patches that cover it, as Captum's ``Occlusion`` does:
+``core.target``) over the patches that cover it, as Captum's ``Occlusion`` does:
 positive where hiding the pixel lowers the score (evidence for the class),
 negative where it raises it. Patches are placed every ``stride`` pixels, and
 a last row and column are added so that every pixel is covered.
@@ -14,14 +14,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.batches import Progress, report, slices
 from ..core.batches import batch_size as fitting_batch
-from ..errors import ChoiceError
-from .result import Explanation, check_batch, display_map
-from .registry import FILLS
+from ..core.batches import report, slices
 from ..core.passes import class_logits, logits_and_outputs
-from ..core.probe import Probe
-from ..core.target import choose_classes, class_probability, score_values
+from ..core.target import Target
+from .attributions import blurred
+from .base import Explainer
+from .result import Explanation
+from .schema import Limits, eighth_of_side
 
 
 def default_patch(height: int, width: int) -> int:
@@ -30,7 +30,7 @@ def default_patch(height: int, width: int) -> int:
     >>> default_patch(300, 300), default_patch(56, 80), default_patch(4, 4)
     (38, 7, 1)
     """
-    return max(1, round(min(height, width) / 8))
+    return eighth_of_side(Limits(min(height, width)))
 
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:
@@ -42,45 +42,40 @@ def patch_positions(size: int, patch: int, stride: int) -> list[int]:
     return starts
 
 
-def occlusion(
-    probe: Probe, batch: np.ndarray, *, class_index: int | Sequence[int] | None = None, patch: int | None = None,
-    stride: int | None = None, fill: str | float = "black", black: float | np.ndarray = 0.0,
-    batch_size: int | None = None, progress: Progress | None = None,
-) -> Explanation:
-    """Occlusion sensitivity of each image of a batch: float32 (N, H, W, C) -> ``Explanation`` (N, H, W).
+class Occlusion(Explainer):
+    """Occlusion sensitivity of each image: maps float32 (N, H, W) at the input's size."""
 
-    ``patch``: side of the hidden square in pixels (default an eighth of the
-    shorter side); ``stride``: pixels between patches (default the patch: no
-    overlap); ``fill``: "black" (``black``: the model input of a black pixel),
-    "mean", "blur", or a number in the model's input units.
-    """
-    batch = check_batch(batch)
-    count, height, width, _ = batch.shape
-    patch = default_patch(height, width) if patch is None else _size(patch, "patch", min(height, width))
-    stride = patch if stride is None else _size(stride, "stride", min(height, width))
-    logits, probabilities = logits_and_outputs(probe, batch)
-    chosen = choose_classes(probabilities, class_index)
-    filler = _filler(batch, fill, black)
-    windows = [(top, left) for top in patch_positions(height, patch, stride) for left in patch_positions(width, patch, stride)]
-    jobs = [(n, w) for n in range(count) for w in range(len(windows))]
-    size = fitting_batch(probe, batch.shape[1:], requested=batch_size, extra_bytes=batch[0].nbytes)
-    drops = np.zeros((count, len(windows)))
-    base = score_values(logits, chosen)
-    for part in slices(len(jobs), size):
-        images = np.array([n for n, _ in jobs[part]])
-        hidden = batch[images].copy()
-        for row, (n, w) in enumerate(jobs[part]):
-            top, left = windows[w]
-            hidden[row, top:top + patch, left:left + patch] = filler[n, top:top + patch, left:left + patch]
-        drops[images, [w for _, w in jobs[part]]] = base[images] - score_values(class_logits(probe, hidden), chosen[images])
-        report(progress, part.stop, len(jobs))
-    raw = _spread(drops, windows, patch, (height, width))
-    return Explanation(
-        method="occlusion", family="perturbation", layer=None, input_size=(height, width), class_index=chosen,
-        probability=class_probability(probabilities, chosen), score=base.astype(np.float32), raw=raw.astype(np.float32),
-        heatmap=display_map(raw, "positive"), predictions=np.asarray(probabilities), display="positive",
-        settings={"patch": patch, "stride": stride, "fill": fill, "black": black}, details={"windows": len(windows)},
-    )
+    def explain(
+        self, batch: np.ndarray, class_index: int | Sequence[int] | None = None, *, patch: int | None = None,
+        stride: int | None = None, fill: str | float = "black", black: float | np.ndarray = 0.0,
+    ) -> Explanation:
+        """``patch``: side of the hidden square in pixels (default an eighth of the
+        shorter side); ``stride``: pixels between patches (default the patch: no
+        overlap); ``fill``: "black" (``black``: the model input of a black pixel),
+        "mean", "blur", or a number in the model's input units.
+        """
+        count, height, width, _ = batch.shape
+        patch = default_patch(height, width) if patch is None else patch
+        stride = patch if stride is None else stride
+        logits, outputs = logits_and_outputs(self.probe, batch)
+        target = Target.choose(outputs, class_index)
+        filler = _filler(batch, fill, black)
+        windows = [(top, left) for top in patch_positions(height, patch, stride) for left in patch_positions(width, patch, stride)]
+        jobs = [(n, w) for n in range(count) for w in range(len(windows))]
+        size = fitting_batch(self.probe, batch.shape[1:], requested=self.batch_size, extra_bytes=batch[0].nbytes)
+        drops = np.zeros((count, len(windows)))
+        base = target.scores(logits)
+        for part in slices(len(jobs), size):
+            images = np.array([n for n, _ in jobs[part]])
+            hidden = batch[images].copy()
+            for row, (n, w) in enumerate(jobs[part]):
+                top, left = windows[w]
+                hidden[row, top:top + patch, left:left + patch] = filler[n, top:top + patch, left:left + patch]
+            drops[images, [w for _, w in jobs[part]]] = base[images] - target[images].scores(class_logits(self.probe, hidden))
+            report(self.progress, part.stop, len(jobs))
+        settings = {"patch": patch, "stride": stride, "fill": fill, "black": black}
+        return self.result(batch, target, logits, outputs, _spread(drops, windows, patch, (height, width)), settings=settings,
+                           details={"windows": len(windows)})
 
 
 def _spread(drops: np.ndarray, windows: list[tuple[int, int]], patch: int, size: tuple[int, int]) -> np.ndarray:
@@ -94,23 +89,11 @@ def _spread(drops: np.ndarray, windows: list[tuple[int, int]], patch: int, size:
 
 
 def _filler(batch: np.ndarray, fill: str | float, black: float | np.ndarray) -> np.ndarray:
-    """float32 (N, H, W, C): what each pixel becomes when hidden."""
-    from .attributions import blurred
-
-    if isinstance(fill, str):
-        if fill == "black":
-            return np.broadcast_to(np.asarray(black, np.float32), batch.shape)
-        if fill == "mean":
-            return np.broadcast_to(batch.mean(axis=(1, 2), keepdims=True), batch.shape)
-        if fill == "blur":
-            return blurred(batch)
-        raise ChoiceError(f"Unknown fill '{fill}'. Choose one of: {', '.join(FILLS)}, or a number.")
-    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.number)) or not np.isfinite(fill):
-        raise ChoiceError(f"The fill must be one of {', '.join(FILLS)} or a number (got {fill!r}).")
+    """float32 (N, H, W, C): what each pixel becomes when hidden (a fill the registry's schema took)."""
+    if fill == "black":
+        return np.broadcast_to(np.asarray(black, np.float32), batch.shape)
+    if fill == "mean":
+        return np.broadcast_to(batch.mean(axis=(1, 2), keepdims=True), batch.shape)
+    if fill == "blur":
+        return blurred(batch)
     return np.full(batch.shape, float(fill), dtype=np.float32)
-
-
-def _size(value: int, name: str, largest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= largest:
-        raise ChoiceError(f"The occlusion {name} must be a whole number of pixels from 1 to {largest} (got {value}).")
-    return int(value)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..draw.resample import upsample
+from ..draw.resample import enlarge, upsample
 
 #: How a raw map becomes the 0..1 picture, in words a caption can use.
 DISPLAY_RULES = {
@@ -40,6 +40,8 @@ class Explanation:
     names the rule). ``class_index``: int64 (N,); ``probability``: float32 (N,),
     the model's probability for that class; ``score``: float32 (N,), the class
     score (logit) explained; ``predictions``: the model's first output (N, ...).
+    ``title``: the method's name for people; ``settings_words``: the settings it
+    ran with, in words for a caption (see ``MethodInfo.words``).
     ``weights``: float32 (N, C), class activation maps only: each channel's
     weight (for HiResCAM and LayerCAM, which weigh each position, the spatial
     mean of what multiplies the channel; for Eigen-CAM, the principal
@@ -61,6 +63,8 @@ class Explanation:
     heatmap: np.ndarray
     predictions: np.ndarray
     display: str
+    title: str
+    settings_words: str = ""
     weights: np.ndarray | None = None
     ranking: np.ndarray | None = None
     attributions: np.ndarray | None = None
@@ -82,16 +86,13 @@ class Explanation:
 
     def caption(self, index: int = 0, class_names: Sequence[str] | None = None) -> str:
         """One plain sentence: the method, the layer, the class and how sure the model is of it."""
-        from .registry import METHOD_INFO, settings_words
         from ..core.predictions import class_labels
 
-        info = METHOD_INFO[self.method]
         chosen = int(self.class_index[index])
         label = class_labels(chosen + 1, class_names)[chosen]
         where = f" at layer {self.layer}" if self.layer else ""
-        used = settings_words(self.method, self.settings)
-        used = f" ({used})" if used else ""
-        return f"{info.title}{where}{used}, for {label} (probability {self.probability[index]:.1%}): {DISPLAY_RULES[self.display]}."
+        used = f" ({self.settings_words})" if self.settings_words else ""
+        return f"{self.title}{where}{used}, for {label} (probability {self.probability[index]:.1%}): {DISPLAY_RULES[self.display]}."
 
     def _repr_png_(self) -> bytes:  # a notebook shows the first image's map by itself
         from ..draw.figures import picture_png
@@ -99,7 +100,7 @@ class Explanation:
 
         levels = (self.heatmap[0] * 255 + 0.5).astype(np.uint8)
         zoom = max(1, 224 // max(levels.shape))
-        return picture_png(palette("jet")[np.repeat(np.repeat(levels, zoom, 0), zoom, 1)])
+        return picture_png(palette("jet")[enlarge(levels, zoom)])
 
 
 def check_batch(batch: np.ndarray) -> np.ndarray:

@@ -49,10 +49,10 @@ def test_explain_command_cam_and_checks(tmp_path, capsys):
     # the map is the raw map of the package's own call
     from actviz.inputs.images import open_image
     from actviz.safety.models import open_model
-    from actviz.inputs.preprocessing import prepare
+    from actviz.inputs.batch import to_batch
 
     opened = open_model()
-    _, batch = prepare(opened.probe, open_image(SAMPLE), "rescale")
+    batch = to_batch(open_image(SAMPLE), opened.probe, preprocess_as="rescale").inputs
     np.testing.assert_allclose(saved, explain(opened.probe, batch, method="ablationcam", class_index=5, layer="block2_conv2").raw[0], rtol=1e-5, atol=1e-7)
 
 
@@ -99,3 +99,26 @@ def test_result_helpers(flat_model, rng):
     assert caption.startswith("Grad-CAM at layer conv_2, for dog (probability ")
     assert Image.open(io.BytesIO(result._repr_png_())).size == (224, 224)
     assert len(result) == 2 and result.ranking.shape == (2, 20)
+
+
+def test_explain_flags_come_from_the_registry_with_their_words():
+    """One flag per setting people choose, made from the registry's schema, with the names, types and
+    words the command has always had."""
+    import argparse
+
+    from actviz.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {action.dest: action for action in commands.choices["explain"]._actions}
+    assert {name: (flags[name].type, flags[name].help) for name in ("channels", "samples", "noise", "steps", "baseline", "patch", "stride", "fill")} == {
+        "channels": (int, "scorecam: only the N channels whose maps vary most (Faster Score-CAM)"),
+        "samples": (int, "smoothgrad: noisy copies of the image (default 20)"),
+        "noise": (float, "smoothgrad: the noise's spread, as a share of the image's range (default 0.2)"),
+        "steps": (int, "integrated-gradients: points on the path (default 50)"),
+        "baseline": (None, "integrated-gradients: the image the path starts from: black (default), blur or noise"),
+        "patch": (int, "occlusion: side of the hidden square in pixels (default: an eighth of the image)"),
+        "stride": (int, "occlusion: pixels between patches (default: the patch)"),
+        "fill": (None, "occlusion: what hides a patch: black (default), mean, blur, or a number"),
+    }
+    assert all(flags[name].default is None for name in ("channels", "samples", "noise", "steps", "baseline", "patch", "stride", "fill"))
+    assert commands.choices["gradcam"]._option_string_actions["--method"].choices == ["gradcam", "gradcam++"]

@@ -249,10 +249,10 @@ def test_predictions_confusion_and_most_confident_mistakes(colours, full):
 
 
 def test_mean_heatmaps_are_means_of_grad_cam_per_class_and_cell(colours, full):
-    from actviz.explainers.explain import grad_cam
+    from actviz.explainers.explain import explain
 
     probe = colours["model"].probe
-    heat = grad_cam(probe, colours["images"].astype(np.float32) / 255.0, layer="conv").heatmap
+    heat = explain(probe, colours["images"].astype(np.float32) / 255.0, method="gradcam", layer="conv").heatmap
     label = full.label
     for k, name in enumerate(full.layout.classes):
         mean, count = full.mean_heatmaps()[name]

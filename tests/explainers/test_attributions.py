@@ -4,10 +4,14 @@ flattened model, an explicit SmoothGrad loop, and Integrated Gradients' complete
 import numpy as np
 import pytest
 
-from actviz.explainers.attributions import ATTRIBUTIONS, baseline_images, black_input, blurred
+from actviz.explainers.attributions import black_input, blurred
 from actviz.errors import Cancelled, ChoiceError
 from actviz.explainers.explain import explain
+from actviz.explainers.integrated_gradients import baseline_images
+from actviz.explainers.registry import METHOD_INFO
 from actviz.core.probe import Probe
+
+ATTRIBUTIONS = [name for name, info in METHOD_INFO.items() if info.family == "gradient"]
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +197,24 @@ def test_inputs_are_not_modified(linear_model, rng):
     for method in ATTRIBUTIONS:
         explain(Probe(linear_model), x, method=method, **({"steps": 4} if method == "integrated-gradients" else {}))
     np.testing.assert_array_equal(x, kept)
+
+
+def test_noise_tunnel_wraps_any_one_pass_gradient_method(linear_model, rng):
+    """SmoothGrad's noise tunnel over Gradient x Input, made by subclassing (no registry entry): the
+    mean of noisy x times the gradient (a_c / 20 on the linear model), with the noise SmoothGrad draws."""
+    import dataclasses
+
+    from actviz.explainers.gradient_x_input import GradientXInput
+    from actviz.explainers.smoothgrad import NoiseTunnel
+
+    class SmoothGradientXInput(NoiseTunnel):
+        inner = GradientXInput
+
+    x = rng.random((2, 4, 5, 2), dtype=np.float32)
+    info = dataclasses.replace(METHOD_INFO["smoothgrad"], name="smoothgrad-x-input", method=SmoothGradientXInput)
+    result = SmoothGradientXInput(Probe(linear_model), info, batch_size=3).explain(x, 1, samples=4, noise=0.1, seed=5)
+    for n in range(2):
+        spread = 0.1 * (x[n].max() - x[n].min())
+        noisy = [x[n] + np.random.default_rng((5, n, j)).normal(0.0, spread, x.shape[1:]).astype(np.float32) for j in range(4)]
+        np.testing.assert_allclose(result.attributions[n], np.mean(noisy, axis=0) * A[1] / 20, rtol=1e-5, atol=1e-8)
+    assert result.method == "smoothgrad-x-input" and result.display == "gradient"

@@ -5,10 +5,12 @@ direct one-channel-at-a-time loops for Score-CAM and Ablation-CAM, numpy's SVD f
 import numpy as np
 import pytest
 
-from actviz.explainers.cams import CAMS, class_activation_map
 from actviz.errors import Cancelled, ChoiceError, ClassNotFoundError, LayerNotFoundError
 from actviz.explainers.explain import explain
+from actviz.explainers.registry import METHOD_INFO
 from actviz.core.probe import Probe
+
+CAMS = [name for name, info in METHOD_INFO.items() if info.family == "cam"]
 
 
 def hand_set_model(keras, kernel=(1.0, -1.0), dense=((1.0, 0.0), (0.5, 1.0))):
@@ -286,8 +288,8 @@ def test_sequential_without_input_and_mistakes(keras2_files, flat_model, rng):
         explain(flat, batch, method="gradcam", layer="pool_1")
     with pytest.raises(ClassNotFoundError, match="numbered 0 to 2"):
         explain(flat, batch, method="ablationcam", class_index=3)
-    with pytest.raises(ChoiceError, match="Unknown class activation map"):
-        class_activation_map(flat, batch, method="saliency")
+    with pytest.raises(ChoiceError, match="explains the input pixels, not a layer"):
+        explain(flat, batch, method="saliency", layer="conv_2")
     with pytest.raises(ChoiceError, match="2 classes were given for 1 images"):
         explain(flat, batch, method="gradcam", class_index=[0, 1])
 

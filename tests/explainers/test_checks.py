@@ -32,10 +32,10 @@ def demo():
     from actviz.demo import SAMPLES
     from actviz.inputs.images import open_image
     from actviz.safety.models import open_model
-    from actviz.inputs.preprocessing import prepare
+    from actviz.inputs.batch import to_batch
 
     opened = open_model()
-    _, batch = prepare(opened.probe, open_image(sorted(SAMPLES.iterdir())[7]), "rescale")
+    batch = to_batch(open_image(sorted(SAMPLES.iterdir())[7]), opened.probe, preprocess_as="rescale").inputs
     return opened, batch
 
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from actviz.errors import ClassNotFoundError
-from actviz.explainers.explain import grad_cam
-from actviz.draw.figures import overlay, upsample
+from actviz.explainers.explain import explain
+from actviz.draw.figures import overlay
+from actviz.draw.resample import resize_centred
 from actviz.core.probe import Probe
 
 
@@ -21,15 +22,15 @@ def hand_set(keras):
 
 def test_grad_cam_exact_values(hand_set):
     x = np.arange(1, 7, dtype=np.float32).reshape(1, 2, 3, 1)
-    cam = grad_cam(Probe(hand_set), x, class_index=0)
+    cam = explain(Probe(hand_set), x, method="gradcam", class_index=0)
     # logit_0 = mean(x) - 0.5 mean(x)... weights = W[:, 0] / 6; cam = relu(x/6 - x/12) = x/12; normalised x/6
     np.testing.assert_allclose(cam.weights[0], [1 / 6, 1 / 12], rtol=1e-6)
     np.testing.assert_allclose(cam.heatmap[0], np.arange(1, 7).reshape(2, 3) / 6, rtol=1e-6)
     assert cam.layer == "conv" and cam.ranking[0].tolist() == [0, 1]
-    other = grad_cam(Probe(hand_set), x, class_index=1)  # weights [0, 1/6]: relu(-x/6) = 0 everywhere
+    other = explain(Probe(hand_set), x, method="gradcam", class_index=1)  # weights [0, 1/6]: relu(-x/6) = 0 everywhere
     np.testing.assert_array_equal(other.heatmap[0], np.zeros((2, 3), np.float32))
     with pytest.raises(ClassNotFoundError, match="numbered 0 to 1"):
-        grad_cam(Probe(hand_set), x, class_index=5)
+        explain(Probe(hand_set), x, method="gradcam", class_index=5)
 
 
 def keras_io_grad_cam(keras, model, layer_name, x, class_index):
@@ -57,7 +58,7 @@ def test_grad_cam_agrees_with_keras_io_recipe(keras, flat_model, rng):
     probe = Probe(flat_model)
     assert probe.table.last_convolution().name == "conv_2"
     for class_index in range(3):
-        ours = grad_cam(probe, x, class_index=class_index)
+        ours = explain(probe, x, method="gradcam", class_index=class_index)
         theirs = keras_io_grad_cam(keras, flat_model, "conv_2", x, class_index)
         if np.isfinite(theirs).all():
             np.testing.assert_allclose(ours.heatmap[0], theirs, rtol=1e-4, atol=1e-5)
@@ -68,8 +69,8 @@ def test_nested_model_matches_its_flat_equivalent(keras, nested_model, nested_ba
     flat = keras.Model(inputs, nested_model.get_layer("probs")(nested_model.get_layer("gap")(x)))
     batch = rng.random((1, 32, 32, 3), dtype=np.float32)
     for method in ("gradcam", "gradcam++"):
-        nested = grad_cam(Probe(nested_model), batch, method=method)
-        plain = grad_cam(Probe(flat), batch, method=method)
+        nested = explain(Probe(nested_model), batch, method=method)
+        plain = explain(Probe(flat), batch, method=method)
         assert nested.layer == "vgg_base/block2_conv2" and plain.layer == "block2_conv2"
         np.testing.assert_allclose(nested.heatmap, plain.heatmap, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(nested.weights, plain.weights, rtol=1e-4, atol=1e-7)
@@ -90,7 +91,7 @@ def test_sequential_keras2_sigmoid_against_tf_keras(keras2_files):
     sub = tf_keras.Model(base.input, [base.get_layer("Conv_1").output, base.output])
     kernel, bias = dense.get_weights()
     for class_index, sign in ((1, 1.0), (0, -1.0)):
-        cam = grad_cam(probe, x, layer="Conv_1", class_index=class_index)
+        cam = explain(probe, x, method="gradcam", layer="Conv_1", class_index=class_index)
         with tf.GradientTape() as tape:
             conv, out = sub(x, training=False)
             logit = tf.reduce_mean(out, axis=(1, 2)) @ kernel + bias
@@ -105,13 +106,13 @@ def test_sequential_keras2_sigmoid_against_tf_keras(keras2_files):
 
 def test_grad_cam_plus_plus_and_overlay(flat_model, rng):
     x = rng.random((1, 8, 8, 3), dtype=np.float32)
-    cam = grad_cam(Probe(flat_model), x, method="gradcam++", layer="conv_1")
+    cam = explain(Probe(flat_model), x, method="gradcam++", layer="conv_1")
     assert cam.heatmap.shape == (1, 8, 8) and 0 <= cam.heatmap.min() and cam.heatmap.max() <= 1
     pixels = (x[0] * 255).astype(np.uint8)
     blended = overlay(pixels, cam.heatmap[0], opacity=0.0)
     np.testing.assert_array_equal(blended, pixels)  # opacity 0: the image itself
     assert overlay(pixels[..., :1], cam.heatmap[0]).shape == (8, 8, 3)
-    np.testing.assert_allclose(upsample(np.ones((2, 2)), (5, 7)), np.ones((5, 7)))
+    np.testing.assert_allclose(resize_centred(np.ones((2, 2)), (5, 7)), np.ones((5, 7)))
 
 
 def test_sequential_model_matches_its_functional_equivalent(keras, rng):
@@ -129,7 +130,50 @@ def test_sequential_model_matches_its_functional_equivalent(keras, rng):
     functional = keras.Model(inputs, x)
     batch = rng.random((1, 14, 12, 1), dtype=np.float32)
     for class_index in range(3):
-        a = grad_cam(Probe(sequential), batch, class_index=class_index)
-        b = grad_cam(Probe(functional), batch, class_index=class_index)
+        a = explain(Probe(sequential), batch, method="gradcam", class_index=class_index)
+        b = explain(Probe(functional), batch, method="gradcam", class_index=class_index)
         np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-5, atol=1e-6)
         assert a.layer == b.layer == "c2"
+
+
+def test_target_reads_the_class_score_as_numbers_and_tensors():
+    """The one class score (core.target), against numpy written out: the logit of the class; for one
+    sigmoid output class 1 scores z and class 0 scores -z (the logit of 1 - p)."""
+    import tensorflow as tf
+
+    from actviz.core.predictions import predicted_class
+    from actviz.core.target import Target, predicted_classes
+    from actviz.errors import ChoiceError
+
+    logits = np.random.default_rng(5).normal(0, 3, (4, 3))
+    target = Target.choose(np.full((4, 3), 1 / 3), [2, 0, 1, 2])
+    np.testing.assert_array_equal(target.scores(logits), logits[np.arange(4), [2, 0, 1, 2]])
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(target.probabilities(logits), softmax[np.arange(4), [2, 0, 1, 2]], rtol=1e-12)
+    tensor = tf.constant(logits, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(tensor)
+        total = tf.reduce_sum(target(tensor))
+    np.testing.assert_array_equal(tape.gradient(total, tensor).numpy(), np.eye(3)[[2, 0, 1, 2]])  # each image its own class
+    assert target[np.array([3, 3])].classes.tolist() == [2, 2] and len(target[1:]) == 3
+
+    z = np.array([[1.5], [-0.5], [2.0]])
+    p = 1 / (1 + np.exp(-z[:, 0]))
+    binary = Target(np.array([1, 0, 0]))
+    np.testing.assert_array_equal(binary.scores(z), [1.5, 0.5, -2.0])
+    np.testing.assert_allclose(binary.probabilities(z), [p[0], 1 - p[1], 1 - p[2]], rtol=1e-12)
+    np.testing.assert_allclose(binary.output_probability(p[:, None]), [p[0], 1 - p[1], 1 - p[2]], rtol=1e-6)
+    tensor = tf.constant(z, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(tensor)
+        total = tf.reduce_sum(binary(tensor))
+    np.testing.assert_array_equal(tape.gradient(total, tensor).numpy()[:, 0], [1.0, -1.0, -1.0])
+
+    outputs = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    assert Target.choose(outputs, None).classes.tolist() == [predicted_class(row) for row in outputs] == [1, 0]
+    assert np.asarray(predicted_classes(tf.constant(outputs))).tolist() == [1, 0]
+    assert np.asarray(predicted_classes(tf.constant([[0.5], [0.49]]))).tolist() == [1, 0]
+    with pytest.raises(ChoiceError, match="3 classes were given for 2 images"):
+        Target.choose(outputs, [0, 1, 2])
+    with pytest.raises(ClassNotFoundError, match="numbered 0 to 1"):
+        Target.choose(p[:, None], 2)  # one sigmoid output: two classes
