@@ -121,7 +121,7 @@ def check_transplant() -> float:
 
 def measure(probe, layer: str, channels: list[int], *, steps: int, warps: int) -> dict:
     """Both methods on the same channels and steps: patterns, robustness, high frequency, activation, time."""
-    from actviz.featurevis.robust import high_frequency_share, robustness
+    from actviz.featurevis.measures import high_frequency_share, robustness
     from actviz.featurevis.patterns import find_patterns
 
     results = {}

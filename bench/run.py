@@ -113,17 +113,17 @@ def worker_actviz(model_path: str, image_path: str, out: str) -> dict:
     times = {}
     start = time.perf_counter()
     from actviz.cli import import_keras_quietly
-    from actviz.inputs.images import open_image
-    from actviz.safety.models import choose_preprocessing, open_model, prepare
     from actviz.draw.grids import feature_grid, save_png
+    from actviz.inputs.batch import to_batch
+    from actviz.inputs.images import open_image
+    from actviz.safety.models import open_model
 
     import_keras_quietly()
     times["import"] = time.perf_counter() - start
     t = time.perf_counter()
     opened = open_model(model_path if model_path != "demo" else None)
     times["load"] = time.perf_counter() - t
-    method, _ = choose_preprocessing(opened.probe)
-    _, batch = prepare(opened.probe, open_image(image_path), method)
+    batch = to_batch(open_image(image_path), opened.probe).inputs
     t = time.perf_counter()
     result = opened.probe.run(batch)
     times["forward"] = time.perf_counter() - t
@@ -160,12 +160,13 @@ def worker_forward(model_path: str, image_path: str, out: str) -> dict:
     """The floor: import, load and one forward pass, nothing drawn."""
     start = time.perf_counter()
     from actviz.cli import import_keras_quietly
+    from actviz.inputs.batch import to_batch
     from actviz.inputs.images import open_image
-    from actviz.safety.models import open_model, prepare
+    from actviz.safety.models import open_model
 
     import_keras_quietly()
     opened = open_model(model_path if model_path != "demo" else None)
-    _, batch = prepare(opened.probe, open_image(image_path), "rescale")
+    batch = to_batch(open_image(image_path), opened.probe, preprocess_as="rescale").inputs
     opened.probe.run(batch)
     return {"total": time.perf_counter() - start, "rss_mb": peak_rss_mb()}
 
@@ -215,11 +216,10 @@ def worker_dashboard(model_path: str, image_path: str, out: str) -> dict:
     options = list(layers.options)
     results["layer"] = timed({"values": [options[1:2], options[2:3], options[3:4], options[0:1]], "set": lambda v: at.sidebar.multiselect[0].set_value(v)})
     results["per_row"] = timed({"values": [8, 32, 16], "set": lambda v: at.sidebar.slider(key="per_row").set_value(v)})
-    at.session_state["view"] = "One channel"
-    at.run()
+    at.switch_page("views/one_channel.py").run()
     channel = at.selectbox(key=f"channel_{at.selectbox(key='channel_layer').value}")
     results["channel"] = timed({"values": list(channel.options[1:4]), "set": lambda v: at.selectbox(key=channel.key).set_value(v)})
-    at.session_state["view"] = "Feature maps"
+    at.switch_page("views/feature_maps.py")
     at.sidebar.radio(key="image_source").set_value("Upload an image").run()
     rng = np.random.default_rng(0)
     rss = []

@@ -24,22 +24,20 @@ def add(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from ..draw.compare import compare_maps
     from ..draw.export import OutputFolder
-    from ..inputs.images import open_image
-    from ..inputs.preprocessing import choose_preprocessing, prepare
     from ..draw.grids import png_bytes
+    from ..inputs.batch import to_batch
+    from ..inputs.images import open_image
 
     check_cmap(args.cmap)
-    images = [open_image(path) for path in args.image]
+    images = [open_image(path) for path in args.image]  # both checked before the model loads
     opened = open_chosen_model(args)
     probe = opened.probe
     info = probe.layer(args.layer)
-    chosen = choose_preprocessing(probe, args.preprocess)
-    batch = np.concatenate([prepare(probe, image, chosen.scaling)[1] for image in images]) if same_size(probe) else None
-    results = [probe.run(batch, [info.name])] if batch is not None else [probe.run(prepare(probe, image, chosen.scaling)[1], [info.name]) for image in images]
+    # one pass for both when the model resizes every image to one size; else one pass each, at its own size
+    groups = [images] if same_size(probe) else [[image] for image in images]
+    results = [probe.run(to_batch(group, probe, preprocess_as=args.preprocess).inputs, [info.name]) for group in groups]
     maps = [m for r in results for m in r.maps[info.name]]
     predictions = [p for r in results for p in r.predictions[0]]
     if maps[0].shape != maps[1].shape:

@@ -27,26 +27,26 @@ def add(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..draw.export import OutputFolder, export_bundle
+    from ..inputs.batch import to_batch
     from ..inputs.images import open_image
-    from ..inputs.preprocessing import choose_preprocessing, prepare
 
     if args.per_row < 1:
         raise ActvizError(f"--per-row must be at least 1 (got {args.per_row}).")
     if not 0 <= args.gap <= 16:
         raise ActvizError(f"--gap must be between 0 and 16 pixels (got {args.gap}).")
     check_cmap(args.cmap)
-    images = [(Path(path), open_image(path)) for path in args.image]  # all checked before any work
+    images = [(Path(path), open_image(path)) for path in args.image]  # all checked before the model loads
     opened = open_chosen_model(args)
     probe = opened.probe
     names = [info.name for info in select_layers(probe, args.layers)]
-    chosen = choose_preprocessing(probe, args.preprocess)
-    say(chosen.note)
     folders = image_folders([path for path, _ in images])
     lines = []
     with OutputFolder(args.out) as out:
-        for (path, image), folder in zip(images, folders):
-            _, batch = prepare(probe, image, chosen.scaling)
-            files, prediction = export_bundle(probe, batch, names, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, npz=args.npz, gap=args.gap)
+        for number, ((path, image), folder) in enumerate(zip(images, folders)):
+            batch = to_batch(image, probe, preprocess_as=args.preprocess)  # one image at a time: any-size models take each at its own size
+            if number == 0:
+                say(batch.preprocessing.note)  # the same for every image of one model
+            files, prediction = export_bundle(probe, batch.inputs, names, per_row=args.per_row, cmap=args.cmap, contrast=args.contrast, npz=args.npz, gap=args.gap)
             for name, data in files.items():
                 out.write(f"{folder}/{name}" if folder else name, data)
             lines.append(f"{path.name}: {answer(prediction, opened.class_names)}; {len(names)} grids written to {Path(args.out) / folder}")

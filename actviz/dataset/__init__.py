@@ -6,9 +6,9 @@ where the model looks, and how good it is, from one streaming pass over thousand
 >>> summary.accuracy(), summary.channels("block5_conv3")["selectivity"].argmax()   # doctest: +SKIP
 
 Modules, one idea each: ``sources`` (where images come from), ``accumulate`` (mergeable top-k
-and moments), ``summary`` (the ``Summary`` and its file), ``plan`` (what is fixed before a pass, what one
-batch becomes), ``engine`` (the streaming local pass),
-``ray_engine`` (the same on Ray), ``receptive`` (which pixels a grid position sees), ``report``
+and moments), ``summary`` (the ``Summary``: merging and reading), ``summary_file`` (its saved
+file, the ``Layout`` and the checks of a file from a stranger), ``plan`` (what is fixed before a
+pass, what one batch becomes), ``engine`` (the streaming local pass), ``ray_engine`` (the same on Ray), ``receptive`` (which pixels a grid position sees), ``report``
 (CSV tables, heat maps, contact sheets), ``views`` (what the dashboard shows).
 """
 

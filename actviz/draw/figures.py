@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 
+from .resample import enlarge, resize_centred
 from .stats import LayerStats
 
 
@@ -49,7 +50,7 @@ def channel_picture(
     span = high - low
     levels = np.zeros(values.shape, np.uint8) if span <= 0 else (np.clip((values - low) * (254.0 / span), 0, 254) + 0.5).astype(np.uint8)
     zoom = max(1, size // max(values.shape))
-    picture = palette(cmap)[np.repeat(np.repeat(levels, zoom, axis=0), zoom, axis=1)]
+    picture = palette(cmap)[enlarge(levels, zoom)]
     height, width = picture.shape[:2]
     font = ImageFont.load_default(size=14)
     top = 24 if title else 6
@@ -86,22 +87,18 @@ def depth_chart(stats: list[LayerStats]) -> bytes:
     return _png(figure)
 
 
-def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 0..1 heatmap: float (h, w) -> float32 (H, W) for ``size`` (H, W)."""
-    from PIL import Image
-
-    image = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F")
-    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR), dtype=np.float32).clip(0, 1)
-
-
 def overlay(pixels: np.ndarray, heatmap: np.ndarray, *, opacity: float = 0.45, cmap: str = "jet") -> np.ndarray:
-    """The heatmap over the image: uint8 (H, W, 1|3) + float (h, w) in 0..1 -> uint8 (H, W, 3)."""
+    """The heatmap over the image: uint8 (H, W, 1|3) + float (h, w) in 0..1 -> uint8 (H, W, 3).
+
+    The map is resized with its cells' centres over the middle of the image blocks they stand
+    for (``resample.resize_centred``).
+    """
     from .grids import palette
 
     base = np.asarray(pixels, dtype=np.float32)
     if base.shape[-1] == 1:
         base = np.repeat(base, 3, axis=-1)
-    levels = (upsample(heatmap, base.shape[:2]) * 255 + 0.5).astype(np.uint8)
+    levels = (resize_centred(heatmap, base.shape[:2]).clip(0, 1) * 255 + 0.5).astype(np.uint8)
     colours = palette(cmap, separator=tuple(int(v) for v in _top_colour(cmap)))[levels].astype(np.float32)
     return (base * (1 - opacity) + colours * opacity + 0.5).clip(0, 255).astype(np.uint8)
 
@@ -117,7 +114,7 @@ def tile_images(images: np.ndarray, *, per_row: int = 8, gap: int = 2, zoom: int
     from .grids import tile
 
     if zoom > 1:
-        images = np.repeat(np.repeat(images, zoom, axis=1), zoom, axis=2)
+        images = enlarge(images, zoom, axes=(1, 2))
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     planes = [tile(np.moveaxis(images[..., k], 0, -1), per_row=per_row, gap=gap, fill=255) for k in range(3)]

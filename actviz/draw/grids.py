@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .resample import enlarge, shrink
 from .stats import ChannelMoments, channel_moments
 
 CONTRASTS = {
@@ -133,18 +134,6 @@ def colour_maps() -> list[str]:
     return ["viridis", "magma", "inferno", "plasma", "cividis", "gray", "bone", "hot", "coolwarm", "jet"]
 
 
-def shrink(activation: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor`` x ``factor`` blocks: float (H, W, C) -> float32 (H//f, W//f, C); f=1 is a no-op."""
-    if factor <= 1:
-        return activation
-    height, width, channels = activation.shape
-    h, w = max(1, height // factor), max(1, width // factor)
-    if height < factor or width < factor:
-        return activation
-    blocks = np.asarray(activation[: h * factor, : w * factor], dtype=np.float32)
-    return blocks.reshape(h, factor, w, factor, channels).mean(axis=(1, 3), dtype=np.float32)
-
-
 def display_factors(tile_width: int, cols: int, *, gap: int, width: int, largest_tile: int = 96) -> tuple[int, int]:
     """(shrink, zoom) so that ``cols`` tiles fit in about ``width`` pixels on a screen.
 
@@ -185,7 +174,7 @@ def feature_grid(
     top = 254 if gap else 255  # with separators, palette entry 255 is theirs
     levels = channel_levels(activation, contrast=contrast, top=top, moments=moments, shrink_by=factor)
     if zoom > 1:
-        levels = np.repeat(np.repeat(levels, zoom, axis=0), zoom, axis=1)
+        levels = enlarge(levels, zoom)
     index = tile(levels, per_row=per_row, gap=gap)
     return FeatureGrid(
         index=index, palette=palette(cmap), rows=math.ceil(channels / cols), cols=cols,

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import ChoiceError
-from .images import fit_image
 
 #: Pixel scalings a user can pick, with the words shown for each.
 PREPROCESSING = {
@@ -136,9 +135,3 @@ def _normalization_mean(layer: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return float(values.mean()) if values.size and np.isfinite(values).all() else None
-
-
-def prepare(probe: Any, image: Any, scaling: str) -> tuple[np.ndarray, np.ndarray]:
-    """An opened Pillow image -> (uint8 (H, W, C) as the model sees it, float32 (1, H, W, C) model input)."""
-    pixels = fit_image(image, probe.input_shape)
-    return pixels, preprocess(pixels, scaling)

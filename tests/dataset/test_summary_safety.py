@@ -130,7 +130,8 @@ def test_a_summary_of_no_images_keeps_its_infinite_lowest_and_highest(demo):
 
 def test_default_limits_open_a_chexpert_sized_summary():
     """200,000 images, VGG16's 17 layers (13 convolutions, 4 poolings of up to 512 channels), 14 classes."""
-    from actviz.dataset.summary import Layout, _expected_parts, _parse_layout
+    from actviz.dataset.summary import Layout
+    from actviz.dataset.summary_file import _expected_parts, _parse_layout
 
     channels = [64, 64, 64, 128, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512]
     layout = Layout(layers=tuple((f"layer{i}", (18, 18, c)) for i, c in enumerate(channels)), classes=tuple(f"c{i}" for i in range(14)),

@@ -4,7 +4,7 @@ import pytest
 from actviz.draw.compare import compare_maps
 from actviz.errors import Cancelled, ChannelNotFoundError
 from actviz.draw.figures import tile_images
-from actviz.featurevis.patterns import filter_patterns, find_patterns, first_layer_kernels
+from actviz.featurevis.patterns import find_patterns, first_layer_kernels
 from actviz.core.probe import Probe
 
 
@@ -52,7 +52,7 @@ def test_first_layer_kernels_hand_set(keras):
 
 
 @pytest.mark.parametrize("method", ["plain", "robust"])
-def test_filter_patterns_raise_their_channel(flat_model, method):
+def test_find_patterns_raise_their_channel(flat_model, method):
     probe = Probe(flat_model)
     model = probe.feature_model("conv_2")
     grey = np.full((1, 8, 8, 3), 0.5, np.float32)
@@ -60,9 +60,9 @@ def test_filter_patterns_raise_their_channel(flat_model, method):
     alive = [int(c) for c in np.flatnonzero(before > 0)[:2]]
     assert len(alive) == 2
     steps = 12 if method == "plain" else 48  # the robust method climbs more slowly, and steadily
-    patterns = filter_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1)
+    patterns = find_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1).images
     assert patterns.shape == (2, 8, 8, 3) and patterns.dtype == np.uint8
-    again = filter_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1)
+    again = find_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1).images
     np.testing.assert_array_equal(patterns, again)  # deterministic
     # the model inputs found excite their own channel far more than grey, as plain Keras measures it
     found = find_patterns(probe, "conv_2", alive, method=method, steps=steps, seed=1)
@@ -81,12 +81,12 @@ def test_plain_patterns_stay_in_the_value_range_given(flat_model):
 
 
 @pytest.mark.parametrize("method", ["plain", "robust"])
-def test_filter_patterns_cancel_and_bad_channels(flat_model, method):
+def test_find_patterns_cancel_and_bad_channels(flat_model, method):
     probe = Probe(flat_model)
     with pytest.raises(Cancelled):
-        filter_patterns(probe, "conv_1", [0], method=method, steps=5, progress=lambda step, steps: step < 2)
+        find_patterns(probe, "conv_1", [0], method=method, steps=5, progress=lambda step, steps: step < 2)
     with pytest.raises(ChannelNotFoundError, match="channels 0 to 5"):
-        filter_patterns(probe, "conv_1", [6], method=method)
+        find_patterns(probe, "conv_1", [6], method=method)
 
 
 @pytest.mark.parametrize("key,layer", [("nested_vgg16", "block2_conv1"), ("seq_mobilenetv2", "block_1_expand")])

@@ -3,7 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
-from actviz.draw.grids import FeatureGrid, channel_levels, feature_grid, palette, png_bytes, shrink, tile
+from actviz.draw.grids import FeatureGrid, channel_levels, feature_grid, palette, png_bytes, tile
+from actviz.draw.resample import shrink
 
 
 def notebook_levels(activation):

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from actviz.errors import BudgetError, Cancelled, ChannelNotFoundError, ChoiceError, ClassNotFoundError
-from actviz.featurevis.robust import (
-    high_frequency_share, input_mapping, random_transforms, robust_patterns, robustness, spectrum_scale,
-    target_activations, transform_images,
-)
+from actviz.featurevis.measures import high_frequency_share, robustness
+from actviz.featurevis.objectives import target_activations
+from actviz.featurevis.param import input_mapping, spectrum_scale
 from actviz.featurevis.patterns import find_patterns
+from actviz.featurevis.render import robust_patterns
+from actviz.featurevis.transforms import random_transforms, transform_images
 from actviz.inputs.preprocessing import PREPROCESSING, preprocess
 from actviz.core.probe import Probe
 
@@ -211,6 +212,7 @@ def test_class_objective_raises_its_class_logit(keras, flat_model):
 
 def test_class_objective_of_a_single_sigmoid_output(keras):
     """One sigmoid unit is two classes: class 1 raises the logit z, class 0 lowers it (its score is -z)."""
+    keras.utils.set_random_seed(7)  # unseeded, some draws leave every ReLU of the pattern dead and z cannot move
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(2, 3, activation="relu", name="conv")(inputs)
     outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(x))
@@ -309,7 +311,7 @@ def test_transforms_shift_exactly_and_leave_inputs_alone():
     rng = [np.random.default_rng(0)]
     still = random_transforms(rng, (9, 9), shift=0.0, scale=(1.0, 1.0), rotate=0.0)
     np.testing.assert_allclose(transform_images(image, still).numpy(), image, atol=1e-6)
-    from actviz.featurevis.robust import _warp
+    from actviz.featurevis.transforms import _warp
 
     moved = transform_images(image, np.array([_warp(2, -1, 1.0, 0.0, 9, 9)], np.float32)).numpy()
     assert np.argwhere(moved[0, :, :, 0] > 0.5).tolist() == [[3, 6]]  # two right, one up

@@ -189,22 +189,23 @@ def _valid_convolutions(keras, blocks):
 
 @pytest.mark.parametrize("size", [(1, 1), (50, 1), (1, 50), (7, 7)])
 def test_tiny_images_run_through_a_fully_convolutional_model(keras, size):
-    from actviz.inputs.preprocessing import prepare
+    from actviz.inputs.batch import to_batch
     from actviz.core.probe import Probe
 
     probe = Probe(_valid_convolutions(keras, 1))  # needs 8 x 8 at least: 8 -> 6 -> 3 -> 1
-    pixels, batch = prepare(probe, Image.new("RGB", size, (200, 100, 50)), "rescale")
+    prepared = to_batch(Image.new("RGB", size, (200, 100, 50)), probe, preprocess_as="rescale")
+    pixels, batch = prepared.pixels[0], prepared.inputs
     result = probe.run(batch)
     assert min(pixels.shape[:2]) == 32 and result.predictions[0].shape == (1, 2)
 
 
 def test_image_too_small_for_the_model_says_the_minimum(keras):
     """Three blocks: 38 -> 36 -> 18 -> 16 -> 8 -> 6 -> 3 -> 1, worked out by hand; 37 ends at 0."""
-    from actviz.inputs.preprocessing import prepare
+    from actviz.inputs.batch import to_batch
     from actviz.core.probe import Probe
 
     probe = Probe(_valid_convolutions(keras, 3))
-    _, batch = prepare(probe, Image.new("RGB", (7, 7)), "rescale")
+    batch = to_batch(Image.new("RGB", (7, 7)), probe, preprocess_as="rescale").inputs
     with pytest.raises(ImageError, match="needs images of at least 38 x 38 pixels") as caught:
         probe.run(batch)
     assert "32 x 32" in str(caught.value) and "\x1b" not in str(caught.value)
