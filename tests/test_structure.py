@@ -1,4 +1,5 @@
-"""The shape of the code: the package's import graph points one way, and actviz never imports Streamlit."""
+"""The shape of the code: the package's import graph points one way, actviz never imports Streamlit
+nor the dashboard's pages, and the pages never import the dashboard's entry (app.py)."""
 
 import ast
 import subprocess
@@ -7,6 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "actviz"
+#: The dashboard's pages and the wiring they share, framed by app.py.
+VIEWS = ROOT / "views"
 #: Front ends: the command line and the notebook API sit on top; nothing in the package leans on them.
 FRONT_ENDS = {"actviz.cli", "actviz.__main__", "actviz.api", "actviz.results"}
 
@@ -71,6 +74,30 @@ def test_the_package_never_imports_streamlit():
     code = "import sys, actviz, actviz.cli, actviz.api; print('streamlit' in sys.modules, 'tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.strip() == "False False", done.stderr
+
+
+def _absolute_imports(path: Path) -> set[str]:
+    """The top-level names of the modules a file imports by absolute name (relative imports stay in their package)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_pages_import_nothing_from_the_entry():
+    """app.py runs the pages; what they share is views/common.py, never the entry."""
+    pages = sorted(VIEWS.rglob("*.py"))
+    assert len(pages) >= 9, pages  # eight pages and the wiring they share
+    for path in pages:
+        assert "app" not in _absolute_imports(path), f"{path} imports app.py: move what it needs to views/common.py"
+
+
+def test_the_package_never_imports_the_pages():
+    for path in PACKAGE.rglob("*.py"):
+        assert "views" not in _absolute_imports(path), f"{path} imports the dashboard's pages"
 
 
 def test_docstring_examples_run():

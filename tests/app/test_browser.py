@@ -101,13 +101,13 @@ def test_eight_concurrent_sessions_each_get_their_own_answer(server, tmp_path):
     from actviz.demo import samples as demo_samples
     from actviz.safety.models import open_model
     from actviz.core.predictions import class_probabilities
-    from actviz.inputs.preprocessing import prepare
+    from actviz.inputs.batch import to_batch
 
     opened = open_model()
     samples = demo_samples()[:8]
     expected = []
     for path in samples:  # the answer each session must show, computed independently of the app
-        _, batch = prepare(opened.probe, open_image(path), "rescale")
+        batch = to_batch(open_image(path), opened.probe, preprocess_as="rescale").inputs
         expected.append(class_probabilities(opened.probe.run(batch, []).predictions[0][0], opened.class_names)[0][0])
     layers = ["block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2", "block2_pool", "block3_conv1", "block3_conv2"]
     url, pid = server, int(open(tmp_path / "server.pid").read())

@@ -162,7 +162,7 @@ def test_every_setting_has_one_policy():
 
     root = Path(__file__).resolve().parents[2]
     named = set()
-    for path in [root / "app.py", *(root / "actviz").rglob("*.py")]:
+    for path in [root / "app.py", *(root / "views").rglob("*.py"), *(root / "actviz").rglob("*.py")]:
         named |= set(re.findall(r"ACTVIZ_[A-Z_]+[A-Z]", path.read_text()))
     assert named - {"ACTVIZ_"} <= set(SETTINGS), sorted(named - set(SETTINGS))
     for name, setting in SETTINGS.items():
