@@ -21,6 +21,7 @@ import streamlit as st
 
 from actviz import demo
 from actviz.core.predictions import class_probabilities, is_probability, parse_class_names
+from actviz.draw.figures import screen_image
 from actviz.draw.grids import CONTRASTS, colour_maps
 from actviz.errors import ActvizError, ModelFileError
 from actviz.inputs.preprocessing import PREPROCESSING, Preprocessing, choose_preprocessing
@@ -314,7 +315,7 @@ def header(context: Context) -> None:
     pixels = context.pixels
     # 200 pixels wide, or the column's width on a narrow screen (a fixed width ran over the answer there)
     with left, st.container(width=200):
-        st.image(pixels if pixels.shape[-1] == 3 else pixels[:, :, 0], caption=f"{context.image_label}, as the model sees it "
+        st.image(screen_image(pixels), caption=f"{context.image_label}, as the model sees it "
                  f"({pixels.shape[1]} x {pixels.shape[0]} pixels)", width="stretch")
     with right:
         prediction = context.result.predictions[0][0]

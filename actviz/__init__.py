@@ -7,6 +7,7 @@
     >>> actviz.explain(model, "xray.jpg", method="occlusion", checks=True)   # any of 13 methods, checked  # doctest: +SKIP
     >>> actviz.summarize(model, "chest_xray/test")     # one pass over a data set                # doctest: +SKIP
     >>> actviz.feature_patterns(model, "block3_conv1", [0, 1, 2])  # what filters look for       # doctest: +SKIP
+    >>> actviz.discover_concepts(model, "chest_xray/test", "pneumonia")  # what the model sees, in concepts  # doctest: +SKIP
 
 Arrays in, arrays out; nothing here imports Streamlit, and importing actviz
 does not import TensorFlow (that happens when a model is first loaded).
@@ -32,6 +33,8 @@ from .core.probe import Activations, Probe
 from .results import ExplanationMaps, FeatureMaps, HeatMaps
 from .draw.grids import FeatureGrid, channel_levels, feature_grid, png_bytes, save_png, tile
 from .draw.stats import LayerStats, depth_summary, layer_stats
+from .concepts import Concepts, Tcav, discover_concepts
+from .concepts.tcav import tcav
 
 __all__ = [
     "__version__", "activations", "grad_cam", "explain", "summarize", "open_source", "Source", "Summary", "feature_patterns",
@@ -42,4 +45,5 @@ __all__ = [
     "PREPROCESSING", "choose_preprocessing", "preprocess", "Activations", "Probe",
     "FeatureGrid", "channel_levels", "feature_grid", "png_bytes", "save_png", "tile",
     "LayerStats", "depth_summary", "layer_stats",
+    "discover_concepts", "tcav", "Concepts", "Tcav",
 ]

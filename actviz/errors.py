@@ -61,3 +61,7 @@ class ServerBusyError(BudgetError):
 
 class SettingError(ActvizError):
     """An ``ACTVIZ_*`` setting has a value it does not take; the message names the variable and what it takes."""
+
+
+class KerasVersionError(ActvizError):
+    """The installed Keras lacks a private name actviz relies on: another version than the one tested."""

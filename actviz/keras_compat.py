@@ -19,7 +19,7 @@ import importlib.util
 import threading
 from typing import Any, Callable, Iterator
 
-from .errors import ActvizError
+from .errors import KerasVersionError
 
 #: The Keras minor version the tests run on, and the requirement that pins it (as pyproject.toml has it).
 TESTED_KERAS = "3.15"
@@ -31,10 +31,6 @@ _UNINITIALISED = "uninitialized_variables"
 
 _checked = False
 _checked_lock = threading.Lock()
-
-
-class KerasVersionError(ActvizError):
-    """The installed Keras lacks a private name actviz relies on: another version than the one tested."""
 
 
 # --- the private names, each behind one function --------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from actviz import keras_compat
-from actviz.keras_compat import KerasVersionError
+from actviz.errors import KerasVersionError
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Private Keras attributes the package reaches (and a few it might): only keras_compat may name them.

@@ -105,7 +105,8 @@ def test_docstring_examples_run():
     import doctest
     import importlib
 
-    for name in ("actviz.draw.grids", "actviz.draw.resample", "actviz.draw.stats", "actviz.core.predictions", "actviz.text", "actviz.serve.stores", "actviz.explainers.registry", "actviz.explainers.occlusion", "actviz.dataset.views", "actviz.settings", "actviz.serve.server"):
+    for name in ("actviz.draw.grids", "actviz.draw.resample", "actviz.draw.stats", "actviz.core.predictions", "actviz.text", "actviz.serve.stores", "actviz.explainers.registry", "actviz.explainers.occlusion", "actviz.dataset.views", "actviz.settings", "actviz.serve.server",
+                 "actviz.explainers.checks", "actviz.concepts.crops", "actviz.concepts.factorise", "actviz.concepts.shortcuts", "actviz.concepts.tcav"):
         module = importlib.import_module(name)
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, (name, result)

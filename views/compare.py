@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from actviz.core.predictions import class_probabilities
-from actviz.draw.compare import compare_maps, shared_range
-from actviz.draw.figures import channel_picture
+from actviz.draw.compare import channel_pair, compare_maps
+from actviz.draw.figures import screen_image
 from actviz.draw.grids import png_bytes
 from actviz.errors import ActvizError
 from actviz.safety.loading import file_digest
@@ -48,12 +48,13 @@ def show(context: Context) -> None:
         st.error(f"The second image cannot be used: {md(exc)}")
         return
     first_map, second_map = context.result.maps[layer][0], other.maps[layer][0]
-    if first_map.shape != second_map.shape:
-        st.error("The two images give feature maps of different sizes at this layer (the model takes any size); use images of the same size.")
-        return
     per_row = min(context.per_row, 8)  # two grids side by side: fewer, larger tiles
-    comparison = compare_maps(first_map, second_map, per_row=per_row, cmap=context.cmap, display_width=DISPLAY_WIDTH // 2,
-                              difference_layout=(per_row * 2, DISPLAY_WIDTH))
+    try:
+        comparison = compare_maps(first_map, second_map, per_row=per_row, cmap=context.cmap, display_width=DISPLAY_WIDTH // 2,
+                                  difference_layout=(per_row * 2, DISPLAY_WIDTH))
+    except ActvizError as exc:
+        st.error(md(exc))
+        return
     columns = st.columns(2)
     for column, title, picture, prediction, grid in (
         (columns[0], "First image (chosen in the sidebar)", context.pixels, context.result.predictions[0][0], comparison.grid_a),
@@ -61,7 +62,7 @@ def show(context: Context) -> None:
     ):
         best, chance = class_probabilities(prediction, context.class_names)[0]
         column.markdown(f"**{title}**  \nThe model says: **{md(best)}** ({chance:.1%})")
-        column.image(picture if picture.shape[-1] == 3 else picture[:, :, 0], width=120)
+        column.image(screen_image(picture), width=120)
         column.image(png_bytes(grid), width="content")
     st.markdown("**Difference** (first minus second; white: the same, red: stronger for the first image, blue: for the second)")
     st.image(png_bytes(comparison.difference), width="content")
@@ -70,11 +71,9 @@ def show(context: Context) -> None:
         "Look at one channel in both images", [int(c) for c in comparison.ranking], key=f"compare_channel_{layer}",
         format_func=lambda c: f"channel {c}: {comparison.scores[c]:.2f} apart",
     )
-    a, b = first_map[:, :, channel], second_map[:, :, channel]
-    scale = shared_range(a, b)
     left, right = st.columns(2)
-    left.image(channel_picture(a, cmap=context.cmap, size=320, title=f"First image, channel {channel}", value_range=scale))
-    right.image(channel_picture(b, cmap=context.cmap, size=320, title=f"Second image, channel {channel}", value_range=scale))
+    for column, picture in zip((left, right), channel_pair(first_map, second_map, channel, cmap=context.cmap)):
+        column.image(picture)
 
 
 show(context())

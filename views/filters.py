@@ -9,8 +9,7 @@ import streamlit as st
 from actviz.core.predictions import class_count, class_labels, predicted_class
 from actviz.dataset import Summary
 from actviz.dataset.views import top_strip
-from actviz.draw.figures import tile_images
-from actviz.featurevis.patterns import find_patterns, first_layer_kernels
+from actviz.featurevis.patterns import find_patterns, first_layer_kernels, kernel_picture
 from actviz.serve.jobs import Limits
 from views.common import Context, context, held_summary, md, run_job, server, shown
 
@@ -54,8 +53,7 @@ def show(context: Context) -> None:
     )
     probe, limits = context.opened.probe, server().limits
     first, kernels = first_layer_kernels(probe)
-    zoom = max(1, 48 // kernels.shape[1])
-    st.image(tile_images(kernels, per_row=16, gap=2, zoom=zoom), caption=f"The {len(kernels)} filters of {md(first)}, enlarged (grey: zero weight)")
+    st.image(kernel_picture(kernels), caption=f"The {len(kernels)} filters of {md(first)}, enlarged (grey: zero weight)")
     pick, how = st.columns(2)
     objective = pick.radio(
         "Make a picture that excites", list(OBJECTIVE_WORDS), key="pattern_objective", format_func=OBJECTIVE_WORDS.get, horizontal=True,
@@ -89,7 +87,7 @@ def show(context: Context) -> None:
             continue
         column.image(patterns.picture(index, side=160), caption=md(captions[index]))
         if layer == first and objective != "class":
-            column.image(tile_images(kernels[patterns.targets[index]:patterns.targets[index] + 1], zoom=zoom),
+            column.image(kernel_picture(kernels[patterns.targets[index]:patterns.targets[index] + 1]),
                          caption="its kernel (the filter itself)")
         if held is not None and held[1] is not None and objective != "class" and layer in held[0].layout.names:
             strip = real_images_strip(summary_key(held[0], layer, patterns.targets[index]), held[0], held[1], probe)

@@ -193,7 +193,7 @@ def randomisation_ui(context: Context, result: Any, randomised: Any) -> None:
     """The map on the trained model, then on the model randomised from the top layer down (at most six steps)."""
     st.markdown("The map as the model's weights are replaced by random ones, from the top layer down:")
     rows = randomised.rows(0)
-    shown = sorted({round(i * (len(rows) - 1) / 5) for i in range(6)})  # at most six steps, the first and the last among them
+    shown = randomised.shown_steps()
     columns = st.columns(len(shown) + 1)
     columns[0].image(result.overlay(context.pixels, 0), caption="the trained model", width="stretch")
     for column, depth in zip(columns[1:], shown):

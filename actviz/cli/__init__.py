@@ -1,5 +1,6 @@
 """The command line: ``actviz`` or ``python -m actviz`` followed by a command (``layers``,
-``export``, ``gradcam``, ``filters``, ``compare``, ``explain``, ``dataset``), one module each.
+``export``, ``gradcam``, ``filters``, ``compare``, ``explain``, ``dataset``, ``concepts``,
+``tcav``), one module each.
 
 A thin front end over the package. Every mistake a user can make ends with
 exit status 2 and one line on stderr starting with ``error:``; anything else
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ActvizError
-from . import compare, dataset, explain, export, filters, gradcam, layers
+from . import compare, concepts, dataset, explain, export, filters, gradcam, layers, tcav
 from .common import EXIT_USAGE, import_keras_quietly, say_error
 
 log = logging.getLogger("actviz")
@@ -27,7 +28,7 @@ log = logging.getLogger("actviz")
 #: command -> its module, in the order ``--help`` lists them.
 COMMANDS = {
     "layers": layers, "export": export, "gradcam": gradcam, "filters": filters, "compare": compare, "explain": explain,
-    "dataset": dataset,
+    "dataset": dataset, "concepts": concepts, "tcav": tcav,
 }
 
 __all__ = ["COMMANDS", "EXIT_USAGE", "build_parser", "import_keras_quietly", "main"]

@@ -91,14 +91,14 @@ def ray_partials(
     """
     if len(todo) == 0:
         return
-    ray = _ray()
-    started = _connect(ray, address)
+    ray = import_ray()
+    started = connect(ray, address)
     try:
         if isinstance(model, (str, Path)):
             model = Path(model).read_bytes()
         model_ref = ray.put(model)
         source_ref = ray.put(source)
-        dataset, lookup = _read(ray, source, todo)
+        dataset, lookup = read_images(ray, source, todo)
         pixels = dataset.map_batches(
             decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
             fn_kwargs={"source": source_ref, "lookup": lookup, "image_shape": plan.layout.image_shape},
@@ -117,7 +117,7 @@ def ray_partials(
             ray.shutdown()
 
 
-def _read(ray: Any, source: Source, todo: np.ndarray) -> tuple[Any, Any]:
+def read_images(ray: Any, source: Source, todo: np.ndarray) -> tuple[Any, Any]:
     """A Ray dataset of the images to do: file bytes read by Ray Data when they are files on
     disk (with a lookup, path -> image numbers, in the object store), else image numbers."""
     files = source.file_paths()
@@ -161,7 +161,7 @@ def _plain(path: str) -> str:
     return text[len("file://"):] if text.startswith("file://") else text
 
 
-def _ray() -> Any:
+def import_ray() -> Any:
     try:
         import ray
         import ray.data  # noqa: F401 -- Ray Data is a separate extra: ray[data]
@@ -170,7 +170,7 @@ def _ray() -> Any:
     return ray
 
 
-def _connect(ray: Any, address: str | None) -> bool:
+def connect(ray: Any, address: str | None) -> bool:
     """Connect to ``address`` (or start Ray here); True when this call started Ray."""
     if ray.is_initialized():
         return False

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ImageError
 from .grids import FeatureGrid, feature_grid
 from .stats import channel_moments
 
@@ -38,7 +39,10 @@ def compare_maps(
     is shown apart (default: as the two grids).
     """
     if a.shape != b.shape:
-        raise ValueError(f"The two feature maps differ in shape: {a.shape} and {b.shape}.")
+        raise ImageError(
+            f"The two images give feature maps of different sizes at this layer ({' x '.join(map(str, a.shape))} and "
+            f"{' x '.join(map(str, b.shape))}: the model takes any size); use images of the same size."
+        )
     # one contrast per channel, from both images together: equal values get equal colours
     shared = channel_moments(np.concatenate([a, b], axis=0))
     grid_a = feature_grid(a, per_row=per_row, cmap=cmap, moments=shared, display_width=display_width)
@@ -67,3 +71,14 @@ def _centred(delta: np.ndarray):
 def shared_range(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """One colour scale for two arrays: (lowest, highest) value over both."""
     return float(min(np.min(a), np.min(b))), float(max(np.max(a), np.max(b)))
+
+
+def channel_pair(a: np.ndarray, b: np.ndarray, channel: int, *, cmap: str = "viridis", size: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """One channel of two images' maps (float (H, W, C) each) as two pictures on one colour scale:
+    uint8 RGB each, titled "First image, channel k" and "Second image, channel k"."""
+    from .figures import channel_picture
+
+    first, second = a[:, :, channel], b[:, :, channel]
+    scale = shared_range(first, second)
+    return (channel_picture(first, cmap=cmap, size=size, title=f"First image, channel {channel}", value_range=scale),
+            channel_picture(second, cmap=cmap, size=size, title=f"Second image, channel {channel}", value_range=scale))

@@ -119,3 +119,8 @@ def tile_images(images: np.ndarray, *, per_row: int = 8, gap: int = 2, zoom: int
         images = np.repeat(images, 3, axis=-1)
     planes = [tile(np.moveaxis(images[..., k], 0, -1), per_row=per_row, gap=gap, fill=255) for k in range(3)]
     return np.stack(planes, axis=-1)
+
+
+def screen_image(pixels: np.ndarray) -> np.ndarray:
+    """An image as the model sees it, ready for a screen: uint8 (H, W, 1) -> (H, W) grey; (H, W, 3) as it is."""
+    return pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels

@@ -86,6 +86,15 @@ class Randomisation:
         return [{"depth": d + 1, "layer": name, "correlation": float(c)}
                 for d, (name, c) in enumerate(zip(self.layers, self.correlation[index]))]
 
+    def shown_steps(self, most: int = 6) -> list[int]:
+        """At most ``most`` steps spread evenly, the first and the last among them (for a row of pictures).
+
+        >>> Randomisation(layers=tuple("abcdefghij"), correlation=np.zeros((1, 10)), flagged=np.zeros(1, bool)).shown_steps()
+        [0, 2, 4, 5, 7, 9]
+        """
+        last = len(self.layers) - 1
+        return sorted({round(i * last / (most - 1)) for i in range(most)}) if last > 0 else [0]
+
 
 @dataclass(frozen=True)
 class Checks:

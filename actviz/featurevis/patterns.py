@@ -82,3 +82,11 @@ def first_layer_kernels(probe: Probe) -> tuple[str, np.ndarray]:
     reach = np.abs(filters).max(axis=(1, 2, 3), keepdims=True)
     reach[reach == 0] = 1.0
     return info.name, ((filters / reach) * 127.5 + 127.5).round().clip(0, 255).astype(np.uint8)
+
+
+def kernel_picture(kernels: np.ndarray, *, side: int = 48, per_row: int = 16) -> np.ndarray:
+    """First-layer kernels (uint8 (N, kh, kw, C), from ``first_layer_kernels``) tiled and enlarged
+    to about ``side`` pixels each, whole pixels per weight: -> uint8 RGB."""
+    from ..draw.figures import tile_images
+
+    return tile_images(kernels, per_row=per_row, gap=2, zoom=max(1, side // kernels.shape[1]))

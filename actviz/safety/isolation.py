@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .. import errors, keras_compat
+from .. import errors
 from ..errors import ActvizError, ModelCheckError, ModelFileError, ServerBusyError
 from ..settings import value
 from .child import EXIT_MEMORY
@@ -275,7 +275,7 @@ def _refusal(result: dict, *, task: str, label: str, log_path: str) -> ActvizErr
     """The error the child reported, as the same ActvizError class here."""
     message = str(result.get("message", ""))[:4000] or "The model file is refused."
     name = str(result.get("error"))
-    kind = getattr(errors, name, None) or getattr(keras_compat, name, None)  # KerasVersionError lives with what it checks
+    kind = getattr(errors, name, None)
     if isinstance(kind, type) and issubclass(kind, ActvizError) and result.get("error") != "bug":
         return kind(message)
     log.error("checking %r (%s) failed unexpectedly: %s\n%s", label, task, message, result.get("traceback", ""))

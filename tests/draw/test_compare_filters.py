@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from actviz.draw.compare import compare_maps
-from actviz.errors import Cancelled, ChannelNotFoundError
+from actviz.errors import Cancelled, ChannelNotFoundError, ImageError
 from actviz.draw.figures import tile_images
 from actviz.featurevis.patterns import find_patterns, first_layer_kernels
 from actviz.core.probe import Probe
@@ -32,7 +32,7 @@ def test_compare_identical_maps_give_a_white_difference(rng):
     y, x = result.difference.cell(0)
     assert np.all(result.difference.index[y:y + 5, x:x + 5] == 128)
     np.testing.assert_array_equal(result.grid_a.index, result.grid_b.index)
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(ImageError, match=r"feature maps of different sizes at this layer \(5 x 5 x 2 and 4 x 5 x 2"):
         compare_maps(a, a[:4])
 
 
