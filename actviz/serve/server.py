@@ -31,11 +31,12 @@ from .stores import BoundedStore, HeldResults, array_bytes
 SHARES = {
     "models": (0.25, "models opened (their weights), at most 3"),
     "work": (0.25, "the working memory of the jobs running at once (a forward pass, a data set batch), split between them"),
-    "results": (0.20, "the feature maps visitors are looking at (held while shown, shared by visitors on the same image)"),
+    "results": (0.19, "the feature maps visitors are looking at (held while shown, shared by visitors on the same image)"),
     "sources": (0.12, "uploaded data set ZIPs (held once per content)"),
     "summaries": (0.07, "data set summaries (computed or opened)"),
-    "explanations": (0.06, "explanations and their checks"),
-    "pictures": (0.04, "pictures and numbers drawn for the screen (grids, charts, statistics, images as the model sees them)"),
+    "explanations": (0.05, "explanations and their checks"),
+    "concepts": (0.03, "concepts found in a class, and concept tests (TCAV)"),
+    "pictures": (0.03, "pictures and numbers drawn for the screen (grids, charts, statistics, images as the model sees them)"),
     "patterns": (0.01, "pictures made to excite filters"),
 }
 
@@ -78,6 +79,7 @@ class Server:
     summaries: BoundedStore  # (model, data set, settings) or ("file", digest) -> data set Summary
     sources: BoundedStore  # ("zip", digest) or ("configured", path) -> (data set Source, bytes it holds)
     explanations: BoundedStore  # (model, image, preprocessing, scope, method, class, layer, settings[, "checks"]) -> result
+    concepts: BoundedStore  # (model, data set, class, settings) -> Concepts or Tcav
     pictures: BoundedStore  # (what, content key, ...) -> PNG bytes, arrays or numbers drawn for the screen
     files: BoundedStore  # (path, modified, size) or ("url", address) -> SHA-256 of the file's bytes
 
@@ -88,7 +90,7 @@ class Server:
 
     def nbytes(self) -> dict:
         """Bytes held now, per store (for an operator's view and the tests)."""
-        stores = ("models", "results", "patterns", "summaries", "sources", "explanations", "pictures")
+        stores = ("models", "results", "patterns", "summaries", "sources", "explanations", "concepts", "pictures")
         return {name: getattr(self, name).nbytes for name in stores}
 
 
@@ -107,6 +109,7 @@ def make_server(limits: Limits) -> Server:
         summaries=store("summaries", 8, lambda summary: summary.nbytes),
         sources=store("sources", 4, lambda held: held[1]),
         explanations=store("explanations", 64, array_bytes),
+        concepts=store("concepts", 16, lambda found: getattr(found, "nbytes", 0) or array_bytes(found)),
         pictures=store("pictures", 512, array_bytes),
         files=BoundedStore(max_entries=64),
     )
