@@ -79,6 +79,8 @@ _TABLE = [
     Setting("ACTVIZ_SAMPLES", "text", None, "a folder of sample images offered with that model"),
     Setting("ACTVIZ_CLASSES", "text", None, "the class names in order, separated by commas"),
     Setting("ACTVIZ_DATASET", "text", None, "a folder, CSV or ZIP on the server for the data set view"),
+    Setting("ACTVIZ_CONCEPTS", "text", None, "a folder on the server with one subfolder of example images per named concept (concept tests)"),
+    Setting("ACTVIZ_RANDOM_IMAGES", "text", None, "a folder of other images on the server: the counterexamples of concept tests"),
     Setting("ACTVIZ_ALLOW_TRUST", "bool", False, "offer visitors the switch that loads a model file without the safety checks"),
     # memory and time of a shared server
     Setting("ACTVIZ_MEMORY_MB", "int", 2000, "the memory the dashboard may hold and use for its visitors, in MB", 256),
