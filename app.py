@@ -48,6 +48,8 @@ PAGES = (
     ("views/compare.py", "Compare two images", ":material/compare:", "One layer for two images on one colour scale, and their difference."),
     ("views/dataset.py", "Across a data set", ":material/photo_library:",
      "The model run over a whole folder of images: the images each channel likes, where it looks, its mistakes."),
+    ("views/concepts.py", "What the model sees", ":material/visibility:",
+     "The concepts the model relies on for a class, with pieces of images and where they sit; things to check first; a test of a concept you name."),
     ("views/statistics.py", "Layer statistics", ":material/bar_chart:", "How active each layer is, from the input to the output."),
     ("views/model.py", "Model", ":material/account_tree:", "The layer table, the way Keras's model.summary() lists it."),
 )

@@ -19,11 +19,21 @@ LEAST_SIDE = 224
 
 
 def crop_sheet(crops: Sequence[np.ndarray], *, tile: int = TILE, per_row: int = PER_ROW) -> np.ndarray:
-    """Crops uint8 (h, w, C) each, tiled in rows on white: -> uint8 (rows*(tile+4)-4, cols*(tile+4)-4, 3)."""
+    """Crops uint8 (h, w, C) each, each in a grey frame, tiled in rows as even as ``per_row`` allows
+    (9 crops: 5 and 4, not 8 and 1) on white: -> uint8 RGB. The frame keeps a bright patch at a
+    crop's edge (a text marker in a corner) from melting into the white between the crops."""
     from ..draw.figures import tile_images
 
-    tiles = np.stack([_rgb(crop_pixels(c, (0, 0, c.shape[1], c.shape[0]), (tile, tile))) for c in crops]) if len(crops) else np.full((1, tile, tile, 3), 255, np.uint8)
-    return tile_images(tiles, per_row=min(per_row, len(tiles)), gap=4)
+    if not len(crops):
+        return np.full((tile, tile, 3), 255, np.uint8)
+    tiles = np.stack([_framed(_rgb(crop_pixels(c, (0, 0, c.shape[1], c.shape[0]), (tile, tile)))) for c in crops])
+    rows = -(-len(tiles) // per_row)
+    return tile_images(tiles, per_row=-(-len(tiles) // rows), gap=4)
+
+
+def _framed(tile: np.ndarray, *, width: int = 2, grey: int = 128) -> np.ndarray:
+    """uint8 (h, w, 3) -> (h + 2 width, w + 2 width, 3): the tile inside a grey frame."""
+    return np.pad(tile, ((width, width), (width, width), (0, 0)), constant_values=grey)
 
 
 def map_picture(mean_map: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:

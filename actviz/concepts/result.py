@@ -75,10 +75,21 @@ class Concept:
                 "random_importance": round(float(self.random_importance), 6), "examples": list(self.examples),
                 "mean_map": f"concept_{self.number}_map.npy", "sheet": f"concept_{self.number}_crops.png"}
 
-    def words(self, class_name: str) -> str:
-        """One sentence: what removing it does, against the baseline."""
-        return (f"Concept {self.number}: removing it lowers the score of '{class_name}' by {self.importance:.3g} on average "
-                f"(a random part of the same size: {self.random_importance:.3g}); {percent(self.relied)} of the images rely on it.")
+    def words(self, class_name: str, mean_score: float | None = None) -> str:
+        """One sentence for people: what removing it does to the model's score for the class, against a
+        random part of the same size; as a share of the class's mean score when that is positive
+        (``mean_score``), else in the score's own units.
+
+        >>> c = Concept(3, 1.9, 0.2, 0.5, 0.83, None, None, None, (), ())
+        >>> c.words("digit 7", mean_score=5.0)
+        "Concept 3: removing it lowers the model's score for 'digit 7' by 38% on average (a random part of the same size: by 4%); 83% of its images rely on it."
+        >>> c.words("digit 7")
+        "Concept 3: removing it lowers the model's score for 'digit 7' by 1.9 on average (a random part of the same size: by 0.2); 83% of its images rely on it."
+        """
+        verb = "lowers" if self.importance >= 0 else "raises"
+        baseline = ("by " if self.random_importance >= 0 else "raises it by ") + _amount(self.random_importance, mean_score)
+        return (f"Concept {self.number}: removing it {verb} the model's score for '{class_name}' by {_amount(self.importance, mean_score)} "
+                f"on average (a random part of the same size: {baseline}); {percent(self.relied)} of its images rely on it.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +130,22 @@ class Concepts:
         arrays = [*self.per_image.values(), *(a for c in self.concepts for a in (c.direction, c.grid_map, c.mean_map))]
         names = sys.getsizeof(self.images) + sum(map(sys.getsizeof, self.images))
         return int(sum(a.nbytes for a in arrays) + names)
+
+    @property
+    def mean_score(self) -> float | None:
+        """The class score's mean over the class's images (the logit), by which importance is shared
+        out in words; None when no image of the class was read."""
+        from .passes import FALSE_ALARM
+
+        kind, score = self.per_image.get("kind"), self.per_image.get("score")
+        if kind is None or score is None:
+            return None
+        own = np.asarray(score)[np.asarray(kind) != FALSE_ALARM]
+        return float(own.mean()) if len(own) else None
+
+    def concept_words(self, number: int) -> str:
+        """Concept ``number``'s sentence (``Concept.words``, shares of the class's mean score)."""
+        return self[number].words(self.class_name, self.mean_score)
 
     def __getitem__(self, number: int) -> Concept:
         """Concept ``number`` (1 = most important)."""
@@ -181,7 +208,7 @@ class Concepts:
         """What was found, sentence by sentence: the concepts, then the findings (or that there are none)."""
         lines = [f"{len(self.concepts)} concepts of '{self.class_name}' at layer {self.layer}, from {self.count:,} images; together they "
                  f"reconstruct the crops' activations to within {percent(self.reconstruction)} (relative error)."]
-        lines += [c.words(self.class_name) for c in self.concepts]
+        lines += [c.words(self.class_name, self.mean_score) for c in self.concepts]
         lines += [f.words for f in self.findings] or ["No finding: no important concept sits in one small place of most images or comes with the mistakes."]
         return lines
 
@@ -249,7 +276,9 @@ class Tcav:
     """A TCAV test (``tcav``): ``score`` the mean over runs of the share of the class's images
     whose class score rises along the concept's direction; ``p_value`` of the two-sided t-test
     against random directions (None when it cannot be run); ``runs``; ``words`` the verdict;
-    ``count`` the class's images, ``examples`` the concept's, ``randoms`` the random images."""
+    ``count`` the class's images, ``examples`` the concept's, ``randoms`` the random images;
+    ``kind``: the verdict in one word ("sensitive", "pushes away", "no evidence", "too few",
+    ``tcav.verdict_kind``); ``alpha``: the significance level."""
 
     class_index: int
     class_name: str
@@ -264,6 +293,14 @@ class Tcav:
     randoms: int
     notes: tuple = ()
     meta: dict = field(default_factory=dict)
+    kind: str = ""
+    alpha: float = 0.05
+
+    @property
+    def finding(self) -> bool:
+        """True when the test found something (the answer depends on the concept, either way): the
+        only result a page may show as a finding; "no evidence" and "too few" are not."""
+        return self.kind in ("sensitive", "pushes away")
 
     @property
     def random_score(self) -> float:
@@ -272,7 +309,7 @@ class Tcav:
     def to_json(self) -> dict:
         return {"class": self.class_name, "concept": self.concept, "layer": self.layer, "score": round(float(self.score), 6),
                 "p_value": None if self.p_value is None else float(self.p_value), "runs": [r.to_json() for r in self.runs],
-                "words": self.words, "notes": list(self.notes)}
+                "verdict": self.kind, "words": self.words, "notes": list(self.notes)}
 
     def chart(self) -> bytes:
         """The runs' scores, concept against random directions: PNG bytes."""
@@ -294,6 +331,13 @@ class Tcav:
     def __repr__(self) -> str:
         p = "n/a" if self.p_value is None else f"{self.p_value:.3g}"
         return f"Tcav(class={self.class_name!r}, concept={self.concept!r}, layer={self.layer!r}, score={self.score:.3f}, p={p}, runs={len(self.runs)})"
+
+
+def _amount(fall: float, mean_score: float | None) -> str:
+    """How much the class score falls, for people: a share of a positive mean score ("38%"), else the
+    score's own units to two digits ("1.9")."""
+    amount = abs(float(fall))
+    return f"{amount / mean_score:.0%}" if mean_score is not None and mean_score > 0 else f"{amount:.2g}"
 
 
 def _json(value: dict) -> bytes:

@@ -241,6 +241,23 @@ def p_words(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
+def verdict_kind(*, score: float, random_score: float, p: float, alpha: float, counts: dict) -> str:
+    """What the test found, as one word a page colours by: "too few" (not enough images to conclude),
+    "no evidence" (may be chance), "sensitive" (the answer depends on the concept) or "pushes away"
+    (the concept moves the images away from the class).
+
+    >>> verdict_kind(score=0.9, random_score=0.5, p=0.001, alpha=0.05, counts={"class": 40, "concept": 40, "random": 40})
+    'sensitive'
+    >>> verdict_kind(score=0.9, random_score=0.5, p=0.001, alpha=0.05, counts={"class": 40, "concept": 5, "random": 40})
+    'too few'
+    """
+    if any(v < MIN_IMAGES for v in counts.values()):
+        return "too few"
+    if p >= alpha:
+        return "no evidence"
+    return "sensitive" if score >= random_score else "pushes away"
+
+
 def verdict(*, class_name: str, concept: str, layer: str, score: float, random_score: float, p: float, alpha: float,
             accuracy: float, counts: dict, runs: int) -> str:
     """TCAV's answer in words (see the module)."""
@@ -278,5 +295,6 @@ def _result(klass: Any, concept: str, layer: str, derivative: np.ndarray, accura
         notes = notes + [f"Every image of '{klass.name}' answers each direction the same way at layer {layer}: the rest of the network is "
                          "(nearly) linear there, so TCAV measures the class's weights rather than each image. An earlier layer tests each image."]
     listed = tuple(TcavRun(float(scores[r]), float(randoms[r]), float(accuracy[r]), float(accuracy[runs + r])) for r in range(runs))
+    kind = verdict_kind(score=score, random_score=random_score, p=p, alpha=alpha, counts=counts)
     return Tcav(klass.index, klass.name, concept, layer, score, p, listed, words, counts["class"], counts["concept"], counts["random"],
-                tuple(notes), meta)
+                tuple(notes), meta, kind=kind, alpha=float(alpha))

@@ -203,3 +203,35 @@ def test_dataset_view_in_a_real_browser(server, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "dataset.png").stat().st_size > 10_000
+
+
+def test_concepts_view_in_a_real_browser(server, tmp_path):
+    """What the model sees: the concepts of the demo's 'digit 0' found through the button; the first
+    concept shows its words, its map and its pieces of images, pictures that loaded at a readable size."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"{server}/concepts")
+            button = page.get_by_role("button", name="Find what the model sees in 'digit 0'")
+            button.wait_for(timeout=120_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            button.click()
+            page.get_by_role("heading", name="Concept 1", exact=True).wait_for(timeout=300_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+            assert page.get_by_text("No finding").count() == 1
+            assert page.get_by_text("Taking it out of the images of 'digit 0' lowers the model's score for them by").count() >= 1
+            for caption, least in (("Where it is, on average", 150), ("What it is: the", 400)):
+                picture = page.locator('[data-testid="stImage"]').filter(has_text=caption).first.locator("img")
+                picture.scroll_into_view_if_needed()
+                box = picture.bounding_box()
+                assert box and box["width"] >= least, (caption, box)
+                assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", picture.element_handle()), caption
+            page.screenshot(path=str(tmp_path / "concepts.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "concepts.png").stat().st_size > 10_000

@@ -56,7 +56,7 @@ def test_tcav_writes_its_json_and_chart(planted_data, tmp_path, capsys):
     assert "not chance" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"tcav.json", "tcav.png"}
     result = json.loads((out / "tcav.json").read_text())
-    assert set(result) == {"class", "concept", "layer", "score", "p_value", "runs", "words", "notes"}
+    assert set(result) == {"class", "concept", "layer", "score", "p_value", "runs", "verdict", "words", "notes"}
     assert result["concept"] == "squares" and result["score"] >= 0.9 and result["p_value"] < 0.05 and len(result["runs"]) == 10
 
 

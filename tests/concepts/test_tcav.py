@@ -121,7 +121,7 @@ def test_the_result_shows_itself_and_turns_into_json(colours):
     result = actviz.tcav(colours["model"], root / "images", "reddish", concept=root / "red", random=root / "noise", class_names=COLOUR_CLASSES, runs=3)
     assert result._repr_png_()[:4] == b"\x89PNG" and html.escape(result.words) in result._repr_html_()
     data = result.to_json()
-    assert set(data) == {"class", "concept", "layer", "score", "p_value", "runs", "words", "notes"}
+    assert set(data) == {"class", "concept", "layer", "score", "p_value", "runs", "verdict", "words", "notes"}
     assert len(data["runs"]) == 3 and set(data["runs"][0]) == {"score", "random_score", "accuracy", "random_accuracy"}
 
 
