@@ -230,7 +230,8 @@ def _assemble(plan: dict, probe: Any, source: Source, factors: Factors, crop_row
     return Concepts(
         class_index=klass.index, class_name=klass.name, layer=plan["layer"], image_shape=plan["image_shape"], concepts=tuple(listed),
         findings=tuple(find_shortcuts(evidence, pixels_of=pixels_of)), per_image=per_image, reconstruction=factors.error,
-        chosen=factors.chosen, count=int(mine.sum()), images=tuple(source.paths), notes=tuple(notes), meta=meta, pixels_of=pixels_of,
+        chosen=factors.chosen, count=int(mine.sum()), images=tuple(source.paths), notes=tuple(notes),
+        meta={**meta, "source_bytes": _held_bytes(source)}, pixels_of=pixels_of,
         reader=_map_reader(probe, plan, np.stack([c.direction for c in listed])),
     )
 
@@ -266,6 +267,12 @@ def _top_crops(crop_rows: dict, amounts: np.ndarray, image_hw: tuple, crops: tup
         if len(picked) == EXAMPLES:
             break
     return tuple(picked)
+
+
+def _held_bytes(source: Source) -> int:
+    """Bytes of the data set the result keeps alive to draw its pictures: an uploaded ZIP's, else 0."""
+    archive = getattr(source.reader, "archive", None)
+    return len(archive) if isinstance(archive, (bytes, bytearray)) else 0
 
 
 def _pixel_reader(source: Source, image_shape: tuple):

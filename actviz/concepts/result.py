@@ -125,11 +125,11 @@ class Concepts:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the result holds (what a cache of results counts): its arrays and the image names;
-        the model and the images it reads pictures from are not its own."""
+        """Bytes the result holds (what a cache of results counts): its arrays, the image names, and an
+        uploaded data set's bytes it keeps alive to draw its pictures (the model is not its own)."""
         arrays = [*self.per_image.values(), *(a for c in self.concepts for a in (c.direction, c.grid_map, c.mean_map))]
         names = sys.getsizeof(self.images) + sum(map(sys.getsizeof, self.images))
-        return int(sum(a.nbytes for a in arrays) + names)
+        return int(sum(a.nbytes for a in arrays) + names + self.meta.get("source_bytes", 0))
 
     @property
     def mean_score(self) -> float | None:
