@@ -190,12 +190,13 @@ CHEAP = {"smoothgrad": {"samples": 3}, "integrated-gradients": {"steps": 4}, "oc
 
 def test_explain_any_method_equals_the_package_call(flat_model, pixels):
     from actviz.explainers.explain import explain as core
-    from actviz.explainers.registry import METHOD_INFO, METHOD_NAMES
+    from actviz.explainers.registry import METHOD_INFO, METHOD_NAMES, methods_for
 
     assert actviz.explain is actviz.api.explain and core is not actviz.explain  # the module stays importable by name
     probe = actviz.open_model(flat_model).probe
     inputs = pixels[:2].astype(np.float32) / 255.0
-    for method in METHOD_NAMES:
+    assert methods_for(probe) == tuple(name for name in METHOD_NAMES if name != "rollout")  # a CNN has no attention to roll out
+    for method in methods_for(probe):
         settings = CHEAP.get(method, {})
         maps = actviz.explain(flat_model, pixels[:2], method, class_index=[1, 2], class_names=["cat", "dog", "bird"], **settings)
         extra = {key: value for key, value in (("black", 0.0), ("seed", 0)) if key in METHOD_INFO[method].settings}

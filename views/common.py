@@ -11,6 +11,7 @@ page it runs, then the links: ``go_to`` opens another page with a few values in 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,6 +21,7 @@ from typing import Any, Callable, Iterator, NoReturn
 
 import streamlit as st
 
+from actviz.core.passes import duration_words
 from actviz.core.probe import Activations
 from actviz.dataset import Source, Summary
 from actviz.draw.stats import layer_stats
@@ -35,6 +37,37 @@ from actviz.text import markdown_text
 #: Pixels across a grid sent to the browser; downloads are full resolution.
 DISPLAY_WIDTH = 1200
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff"]
+
+
+# --- starting up ---------------------------------------------------------------------------
+
+_starting = threading.Lock()
+_tensorflow: threading.Thread | None = None
+
+
+def start_tensorflow(*, then: Callable[[], None] | None = None) -> None:
+    """Start importing Keras and TensorFlow on a thread of their own (once per process) and return at
+    once; ``then`` runs on that thread once they are imported.
+
+    The first run of a fresh server spends most of its time importing TensorFlow (3 to 10 s on two
+    cores). Started first thing, the import overlaps what the run does before it needs the model:
+    Streamlit's own set-up, the sidebar, and the scan of a model file, which runs in a child
+    process that never imports TensorFlow. Whatever imports Keras meanwhile waits for this import
+    to finish, as Python's import lock makes it.
+    """
+    global _tensorflow
+    with _starting:
+        if _tensorflow is not None:
+            return
+
+        def load() -> None:
+            import keras  # noqa: F401 -- imported for its side effect: TensorFlow loaded
+
+            if then is not None:
+                then()
+
+        _tensorflow = threading.Thread(target=load, name="actviz-start-tensorflow", daemon=True)
+        _tensorflow.start()
 
 
 # --- shared by every visitor of this server, bounded ---------------------------------------
@@ -142,12 +175,15 @@ def _visitor() -> str:
     return context.session_id if context is not None else st.session_state.setdefault("_visitor", os.urandom(8).hex())
 
 
-def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key: str, unit: str = "steps") -> Any:
+def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key: str, unit: str = "steps",
+            estimate: float | None = None) -> Any:
     """An expensive job with a progress bar and a Stop button: it waits its turn in the server's
     queue, and stops at the server's time limit, at a Stop, or at any other choice (each reruns the
-    page, which ends the job at its next step)."""
+    page, which ends the job at its next step). ``estimate``: the seconds it is expected to take,
+    said until its first step is done (then the time left at the pace measured)."""
     st.button("Stop", key=f"stop_{key}", help="Stop this computation.")
-    bar = st.progress(0.0, text=f"{what} ...")
+    guess = f" ({duration_words(estimate)} on this server)" if estimate is not None else ""
+    bar = st.progress(0.0, text=f"{what} ...{guess}")
     started: list[float] = []
 
     def step(done: int, total: int) -> None:
@@ -158,6 +194,8 @@ def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key
         if done and seconds > 1:
             rate = done / seconds
             words += f" · {rate:,.1f} {unit}/s · about {max(0.0, (total - done) / rate):,.0f} s left"
+        elif estimate is not None:
+            words += guess
         bar.progress(min(1.0, done / max(total, 1)), text=words)
 
     try:

@@ -13,7 +13,10 @@ from typing import Callable
 
 import streamlit as st
 
+from actviz.core.passes import duration_words
+from actviz.core.precision import at_precision
 from actviz.dataset import Source, Summary, demo_digits, open_source, summarize
+from actviz.dataset.engine import estimate_seconds
 from actviz.dataset.report import output_files, prediction_rows, top_image_rows
 from actviz.dataset.summary import SummaryLimits
 from actviz.dataset.views import (
@@ -23,6 +26,7 @@ from actviz.dataset.views import (
 from actviz.draw.export import zip_bytes
 from actviz.errors import ChoiceError
 from actviz.safety.loading import file_digest
+from actviz.serve.worker import START_SECONDS, summarize_apart
 from views.common import Context, context, followed_link, go_to, md, run_job, server, setting
 
 
@@ -177,16 +181,23 @@ def _summary_ui(context: Context, chosen: DataSet) -> Summary | None:
     summary = server().summaries.peek(key)
     if summary is not None:
         return summary
-    if not st.button("Run the model over these images", key="dataset_go", type="primary"):
-        st.info(f"Press the button to run the model over {chosen.label}. Choosing something else stops the run.")
+    options = {"gradcam": gradcam, "preprocessing": requested, "class_names": context.class_names, "indices": subset}
+    apart = setting("ACTVIZ_WORKER")
+    opened = at_precision(context.opened, setting("ACTVIZ_PRECISION"))  # the operator's precision (float32 where bfloat16 cannot run)
+    seconds = estimate_seconds(opened, source, **options) + (START_SECONDS if apart else 0.0)
+    if not st.button("Run the model over these images", key="dataset_go", type="primary",
+                     help=f"{duration_words(seconds).capitalize()} on this server, worked out from the speed of one pass of this model here."):
+        st.info(f"Press the button to run the model over {chosen.label}: {duration_words(seconds)} on this server. "
+                "Choosing something else stops the run.")
         return None
 
     def compute(report: Callable[[int, int], None]) -> Summary:
-        return summarize(context.opened, source, gradcam=gradcam, preprocessing=requested, class_names=context.class_names,
-                         indices=subset, progress=report)
+        # in a process of its own, unless the operator says otherwise: its memory is given back when it ends
+        run = summarize_apart if apart else summarize
+        return run(opened, source, progress=report, **options)
 
     summary = run_job("Running over the data set", lambda report: server().summaries.get(key, lambda: compute(report)),
-                      key="dataset", unit="images")
+                      key="dataset", unit="images", estimate=seconds)
     st.session_state["_dataset"] = {"summary": summary, "source": source, "digest": context.opened.loaded.digest}
     st.rerun()  # draw the result without the finished job's buttons
 

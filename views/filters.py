@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from actviz.core.passes import duration_words
 from actviz.core.predictions import class_count, class_labels, predicted_class
 from actviz.dataset import Summary
 from actviz.dataset.views import top_strip
 from actviz.featurevis.patterns import find_patterns, first_layer_kernels, kernel_picture
+from actviz.featurevis.render import pattern_seconds
 from actviz.serve.jobs import Limits
 from views.common import Context, context, held_summary, md, run_job, server, shown
 
@@ -69,13 +71,16 @@ def show(context: Context) -> None:
                       help="More steps: clearer pictures, and a longer wait.")
     wanted = (context.choice.key, context.scaling, layer, tuple(targets), method, objective, steps)
     patterns = server().patterns.peek(wanted)
-    if patterns is None and targets and st.button("Make these pictures", key="pattern_go", type="primary"):
+    seconds = pattern_seconds(probe, layer, len(targets), steps=steps) if patterns is None and targets else None
+    if patterns is None and targets and st.button("Make these pictures", key="pattern_go", type="primary",
+                                                  help=f"{duration_words(seconds).capitalize()} on this server."):
         patterns = run_job("Making the pictures", lambda report: server().patterns.get(wanted, lambda: find_patterns(
             probe, layer, targets, method=method, objective=objective, steps=steps, preprocessing=context.scaling,
-            class_names=context.class_names, progress=report)), key="patterns")
+            class_names=context.class_names, progress=report)), key="patterns", estimate=seconds)
     if patterns is None:
         if targets:
-            st.info("Press the button to make the pictures. Choosing something else stops the computation.")
+            st.info(f"Press the button to make the pictures: {duration_words(seconds)} on this server. "
+                    "Choosing something else stops the computation.")
         return
     captions = patterns.captions()
     held = held_summary(context)

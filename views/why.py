@@ -13,7 +13,7 @@ from actviz.draw.figures import overlay
 from actviz.explainers.attributions import black_input
 from actviz.explainers.checks import run_checks
 from actviz.explainers.explain import explain
-from actviz.explainers.registry import FAMILIES, METHOD_INFO, context_settings, setting_widgets
+from actviz.explainers.registry import FAMILIES, METHOD_INFO, context_settings, methods_for, setting_widgets
 from views.common import Context, context, go_to, md, queued, run_job, server
 
 #: Methods shown side by side at most (each is a column).
@@ -62,11 +62,15 @@ def setting_ui(column: Any, key: str, widget: dict) -> Any:
     return None if value == widget["whole"] else value
 
 
-def methods_ui() -> list[str]:
-    """The explanation methods chosen, by family, each family with its sentence."""
+def methods_ui(probe) -> list[str]:
+    """The explanation methods chosen, by family, each family with its sentence (only the methods
+    that apply to the model: attention rollout for a vision transformer)."""
     chosen = []
+    offered = methods_for(probe)
     for family, sentence in FAMILIES.items():
-        names = [name for name, info in METHOD_INFO.items() if info.family == family]
+        names = [name for name in offered if METHOD_INFO[name].family == family]
+        if not names:
+            continue
         picked = st.pills(
             sentence.split(":")[0], names, selection_mode="multi", key=f"why_{family}", default=["gradcam"] if family == "cam" else None,
             format_func=lambda name: METHOD_INFO[name].title + (" (slow)" if METHOD_INFO[name].expensive else ""),
@@ -81,14 +85,17 @@ def target_ui(context: Context) -> tuple[int, str, float]:
     prediction = context.result.predictions[0][0]
     labels = class_labels(class_count(prediction), context.class_names)
     probability = dict(class_probabilities(prediction, context.class_names))
-    convs = [info.name for info in context.opened.probe.table.convolutions]
+    table = context.opened.probe.table
+    offered = [info.name for info in table.cam_layers]
+    default, reason = table.default_cam_layer()
     left, middle, right = st.columns(3)
     class_index = left.selectbox(
         "Explain the answer", list(range(len(labels))), index=predicted_class(prediction), key="cam_class",
         format_func=lambda i: f"{labels[i]} ({probability.get(labels[i], 0):.1%})",
     )
-    layer = middle.selectbox("Layer of the class activation maps", convs, index=len(convs) - 1, key="cam_layer",
+    layer = middle.selectbox("Layer of the class activation maps", offered, index=offered.index(default.name), key="cam_layer",
                              help="Deeper layers: coarser maps that speak for whole objects; earlier layers: finer detail.")
+    middle.caption(("Chosen by default: " if layer == default.name else "The default: ") + md(reason))
     opacity = right.slider("Heat map opacity", 0.0, 1.0, 0.45, 0.05, key="cam_opacity")
     return int(class_index), layer, opacity
 
@@ -100,7 +107,7 @@ def show(context: Context) -> None:
         "chosen answer; blue: none."
     )
     class_index, layer, opacity = target_ui(context)
-    methods = methods_ui()
+    methods = methods_ui(context.opened.probe)
     if not methods:
         st.info("Choose one or more methods above.")
         return

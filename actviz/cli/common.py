@@ -1,10 +1,13 @@
-"""What the commands share: options, opening the model, saying things on the terminal, small helpers."""
+"""What the commands share: options, opening the model, saying things on the terminal, progress
+bars, small helpers."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +28,19 @@ def preprocess_option(sub: argparse.ArgumentParser) -> None:
     from ..inputs.preprocessing import CHOICES
 
     sub.add_argument("--preprocess", choices=CHOICES, default="auto", help="pixel scaling (default auto: /255 unless the model scales its input itself)")
+
+
+def memory_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--memory", type=float, metavar="MB",
+                     help="the memory this job may use, in MB; batches are sized to it (default: 80%% of the memory available now)")
+
+
+def precision_option(sub: argparse.ArgumentParser) -> None:
+    from ..core.precision import PRECISIONS
+
+    sub.add_argument("--precision", choices=PRECISIONS, default="float32",
+                     help="float32 (default), or bfloat16: several times faster on processors with bfloat16 instructions "
+                          "(AVX512_BF16, AMX), within about 1%% of float32; elsewhere float32 is used, and said")
 
 
 def out_option(sub: argparse.ArgumentParser) -> None:
@@ -55,32 +71,112 @@ def import_keras_quietly() -> None:
 
 
 def open_chosen_model(args: argparse.Namespace):
+    """The model of ``--model`` (the demo without one), with the class names of ``--classes``; for a
+    command with ``--memory``, its passes sized to that memory (or to the machine's available
+    memory), and with ``--precision``, run in that precision (said when it cannot be)."""
+    from ..core.batches import job_memory
+    from ..core.precision import at_precision
     from ..safety.models import open_model
     from ..core.predictions import parse_class_names
     from ..settings import value
 
     import_keras_quietly()
     names = parse_class_names(args.classes if args.classes is not None else value("ACTVIZ_CLASSES"))
-    return open_model(args.model, trust=args.trust_model, class_names=names)
+    opened = open_model(args.model, trust=args.trust_model, class_names=names)
+    if hasattr(args, "memory"):
+        opened.probe.max_bytes = job_memory(args.memory)
+    if getattr(args, "precision", "float32") != "float32":
+        before = len(opened.notes)
+        opened = at_precision(opened, args.precision)
+        for note in opened.notes[before:]:
+            say(f"note: {note}")
+    return opened
 
 
-def progress_line(title: str):
-    """A progress callback drawing a tqdm bar on stderr (as ``dataset`` does): shown on a terminal,
-    left out when stderr is a file or a pipe, removed when the work is done."""
-    from tqdm import tqdm
+class ProgressBar:
+    """Progress of a long job on stderr, from the moment it starts: on a terminal a tqdm bar that says
+    "compiling ..." and the time left as estimated beforehand until the first step is done, then
+    the time left at the pace measured; elsewhere (a file, a pipe) one line when the job ends.
 
-    bar = None
+    Called as ``progress(done, total)`` (``core.batches.Progress``); ``counts=False`` shows a
+    share instead of the counts (for progress in thousandths, as the checks report it).
 
-    def report(done: int, total: int) -> None:
-        nonlocal bar
+    >>> with ProgressBar("checks", estimate=95.0) as progress:     # doctest: +SKIP
+    ...     run_checks(probe, batch, result, progress=progress)
+    """
+
+    def __init__(self, title: str, *, unit: str = "step", total: int | None = None, estimate: float | None = None,
+                 counts: bool = True, stream=None):
+        self.title, self.unit, self.total, self.estimate, self.counts = title, unit, total, estimate, counts
+        self.stream = stream or sys.stderr
+        self.done = 0
+        self._bar = None
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    @property
+    def terminal(self) -> bool:
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty and isatty())
+
+    def __enter__(self) -> "ProgressBar":
+        from tqdm import tqdm
+
+        self._started = time.monotonic()
+        if self.terminal:
+            shape = {} if self.counts else {"bar_format": "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"}
+            self._bar = tqdm(total=self.total, desc=f"{self.title} (compiling ...)", unit=self.unit, file=self.stream,
+                             dynamic_ncols=True, leave=False, disable=False, smoothing=0.1, **shape)
+            self._ticker = threading.Thread(target=self._tick, name="actviz-progress", daemon=True)
+            self._ticker.start()
+            self._show_estimate()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = int(done), int(total)
+        bar = self._bar
         if bar is None:
-            bar = tqdm(total=total, desc=title, unit="step", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
+            return
+        if bar.total != total:
+            bar.total = total
+        if done > 0 and bar.n == 0:  # compiled and under way: tqdm's own pace and time left from now on
+            bar.set_description_str(self.title, refresh=False)
+            bar.set_postfix_str("", refresh=False)
+        bar.update(done - bar.n)
 
-    return report
+    def __exit__(self, kind, value, traceback) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2)
+        if self._bar is not None:
+            self._bar.close()
+        elif kind is None:
+            took = time.monotonic() - self._started
+            guess = f"; estimated {duration(self.estimate)} beforehand" if self.estimate is not None else ""
+            count = f"{self.done:,} {self.unit}{'s' if self.done != 1 else ''} " if self.done and self.counts else ""
+            print(f"{self.title}: {count}done in {took:,.1f} s{guess}", file=self.stream, flush=True)
+
+    def _tick(self) -> None:
+        """Until the first step is done, keep the elapsed time and the estimate moving (once a second)."""
+        while not self._stop.wait(1.0):
+            if self._bar is None or self._bar.n > 0:
+                return
+            self._show_estimate()
+
+    def _show_estimate(self) -> None:
+        if self.estimate is not None and self._bar is not None:
+            left = max(0.0, self.estimate - (time.monotonic() - self._started))
+            self._bar.set_postfix_str(f"{duration(left)} left, estimated", refresh=False)
+        if self._bar is not None:
+            self._bar.refresh()
+
+
+def duration(seconds: float) -> str:
+    """A duration in words for the terminal (``core.passes.duration_words``)."""
+    from ..core.passes import duration_words
+
+    return duration_words(seconds)
 
 
 def answer(prediction, class_names) -> str:

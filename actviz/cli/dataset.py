@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ActvizError
-from .common import model_options, preprocess_option, say_error, say, open_chosen_model
+from .common import ProgressBar, memory_option, model_options, open_chosen_model, precision_option, preprocess_option, say, say_error
 
 
 def add(commands) -> None:
@@ -23,7 +23,7 @@ def add(commands) -> None:
     sub.add_argument("--labels", choices=["folders", "none"], default="folders", help="class labels from subfolder names (default) or none")
     sub.add_argument("--top", type=int, default=9, help="images kept per channel (default 9)")
     sub.add_argument("--layers", nargs="+", help="layer names or numbers (default: convolution and pooling layers); 'all' for every layer with an image-like output")
-    sub.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    sub.add_argument("--batch-size", type=int, default=32, help="most images per forward pass (default 32; fewer when --memory holds fewer)")
     sub.add_argument("--gradcam", action="store_true", help="also the mean Grad-CAM heat map per class and per kind of answer (costs a backward pass)")
     sub.add_argument("--cam-layer", help="convolution layer for the heat maps (default: the last one)")
     sub.add_argument("--engine", choices=["local", "ray"], default="local", help="run here (default) or on Ray")
@@ -36,6 +36,8 @@ def add(commands) -> None:
     sub.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), help="for a model that takes any size: the size images are resized to (default 224 224)")
     sub.add_argument("--workers", type=int, help="threads decoding images (default: up to 4)")
     sub.add_argument("--summary", help="a summary.npz written before: show it (and with --out, write its tables again) without running the model over the images")
+    memory_option(sub)
+    precision_option(sub)
     preprocess_option(sub)
 
 
@@ -59,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summarize_with_progress(args: argparse.Namespace, opened, source):
-    from tqdm import tqdm
-
-    from ..dataset.engine import summarize
+    from ..dataset.engine import estimate_seconds, summarize
 
     checkpoint = _dataset_checkpoint(args.out)
     if checkpoint.exists() and not args.resume:
@@ -69,26 +69,19 @@ def _summarize_with_progress(args: argparse.Namespace, opened, source):
     elif args.resume and not checkpoint.exists():
         say(f"note: there is no unfinished run in {args.out} to resume; starting from the beginning")
     layers = None if not args.layers else ([info.name for info in opened.probe.spatial_layers] if args.layers == ["all"] else args.layers)
-    bar = tqdm(total=len(source), unit="image", desc="images", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    options = {"layers": layers, "top_k": args.top, "batch_size": args.batch_size, "gradcam": args.gradcam, "cam_layer": args.cam_layer,
+               "preprocessing": args.preprocess, "image_size": tuple(args.image_size) if args.image_size else None}
+    estimate = estimate_seconds(opened, source, **options) if args.engine == "local" else None
     try:
-        return summarize(
-            opened, source, layers=layers, top_k=args.top, batch_size=args.batch_size, gradcam=args.gradcam, cam_layer=args.cam_layer,
-            preprocessing=args.preprocess, image_size=tuple(args.image_size) if args.image_size else None, engine=args.engine,
-            address=args.address, actors=args.ray_actors, workers=args.workers, checkpoint=checkpoint, resume=args.resume,
-            checkpoint_seconds=args.checkpoint_every, progress=progress,
-        )
+        with ProgressBar("images", unit="image", total=len(source), estimate=estimate) as progress:
+            return summarize(
+                opened, source, **options, engine=args.engine, address=args.address, actors=args.ray_actors, workers=args.workers,
+                checkpoint=checkpoint, resume=args.resume, checkpoint_seconds=args.checkpoint_every, progress=progress,
+            )
     except KeyboardInterrupt:
-        bar.close()
         if checkpoint.exists():
             say_error(f"progress saved in {args.out}: run the same command with --resume to continue")
         raise
-    finally:
-        bar.close()
 
 
 def _dataset_sheets(args: argparse.Namespace, summary, source, probe) -> dict:

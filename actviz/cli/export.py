@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..errors import ActvizError
-from .common import model_options, preprocess_option, out_option, say, open_chosen_model, answer, check_cmap, select_layers, image_folders
+from .common import (
+    answer, check_cmap, image_folders, model_options, open_chosen_model, out_option, precision_option, preprocess_option, say, select_layers,
+)
 
 
 def add(commands) -> None:
@@ -22,6 +24,7 @@ def add(commands) -> None:
     sub.add_argument("--contrast", choices=sorted(CONTRASTS), default="channel", help="stretch each channel on its own (default) or share one scale across the layer")
     sub.add_argument("--gap", type=int, default=1, help="pixels between tiles (default 1; 0 for none)")
     preprocess_option(sub)
+    precision_option(sub)
     sub.add_argument("--npz", action="store_true", help="also write the raw activations as activations.npz")
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import ActvizError
 from ..text import file_name
-from .common import model_options, preprocess_option, out_option, say, open_chosen_model, progress_line
+from .common import ProgressBar, memory_option, model_options, open_chosen_model, out_option, preprocess_option, say
 
 
 def add(commands) -> None:
@@ -21,13 +21,16 @@ def add(commands) -> None:
     sub.add_argument("--steps", type=int, help="optimisation steps (default 128 robust, 30 plain)")
     sub.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same patterns (default 0)")
     preprocess_option(sub)
+    memory_option(sub)
     out_option(sub)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..draw.export import OutputFolder
     from ..draw.figures import picture_png, tile_images
+    from ..featurevis.objectives import check_targets
     from ..featurevis.patterns import find_patterns, first_layer_kernels
+    from ..featurevis.render import PLAIN_STEPS, ROBUST_STEPS, pattern_seconds
     from ..inputs.preprocessing import choose_preprocessing
 
     if args.steps is not None and not 1 <= args.steps <= 1000:
@@ -39,10 +42,13 @@ def run(args: argparse.Namespace) -> int:
     layer = None if args.objective == "class" else probe.layer(args.layer).name
 
     chosen = choose_preprocessing(probe, args.preprocess)
-    patterns = find_patterns(
-        probe, layer, args.channels, method=args.method, objective=args.objective, steps=args.steps, seed=args.seed,
-        preprocessing=chosen.scaling, class_names=opened.class_names, progress=progress_line(f"{args.method} patterns"),
-    )
+    check_targets(probe, layer, args.channels, args.objective)  # a wrong channel is said before anything is timed
+    steps = args.steps or (ROBUST_STEPS if args.method == "robust" else PLAIN_STEPS)
+    with ProgressBar(f"{args.method} patterns", estimate=pattern_seconds(probe, layer, len(args.channels), steps=steps)) as progress:
+        patterns = find_patterns(
+            probe, layer, args.channels, method=args.method, objective=args.objective, steps=steps, seed=args.seed,
+            preprocessing=chosen.scaling, class_names=opened.class_names, progress=progress,
+        )
     first, kernels = first_layer_kernels(probe)
     stem = "classes" if layer is None else file_name(layer)
     with OutputFolder(args.out) as out:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ActvizError
 from .common import model_options, preprocess_option, out_option, say, open_chosen_model, answer
+from .explain import LAYER_HELP
 
 #: The class activation maps this command has always offered (``actviz explain`` offers every method).
 OFFERED = ("gradcam", "gradcam++")
@@ -21,7 +22,7 @@ def add(commands) -> None:
     model_options(sub)
     sub.add_argument("--image", required=True, help="an image file")
     out_option(sub)
-    sub.add_argument("--layer", help="convolution layer (default: the last one)")
+    sub.add_argument("--layer", help=LAYER_HELP)
     sub.add_argument("--class", dest="class_index", type=int, help="class number (default: the predicted class)")
     sub.add_argument("--method", choices=[name for name, info in METHOD_INFO.items() if info.family == "cam" and name in OFFERED],
                      default="gradcam")
@@ -65,4 +66,6 @@ def run(args: argparse.Namespace) -> int:
     say(batch.preprocessing.note)
     say(f"{Path(args.image).name}: {answer(cam.predictions[0], opened.class_names)}; map for {label} at layer {cam.layer}, "
          f"written to {args.out}")
+    if cam.layer_reason:
+        say(f"Layer: {cam.layer_reason}")
     return 0

@@ -26,20 +26,10 @@ from ..core import batches
 from ..errors import LayerNotFoundError
 from .classes import class_score
 
-#: Layer types that end a network's grid: the layer before the first of them is the default.
-POOLING_TYPES = frozenset({"GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten"})
-
-
 def default_layer(probe: Any) -> str:
-    """The name of the layer that feeds the network's global pooling (or ``Flatten``); without
-    one, the last convolution."""
-    spatial = [info for info in probe.table.spatial if not info.container]
-    for info in probe.table:
-        if info.type in POOLING_TYPES:
-            before = [row for row in spatial if row.index < info.index]
-            if before:
-                return before[-1].name
-    return probe.table.last_convolution().name
+    """The name of the layer that feeds the network's global pooling (or ``Flatten``): the layer
+    class activation maps default to (``LayerTable.default_cam_layer``)."""
+    return probe.table.default_cam_layer()[0].name
 
 
 def tcav_default_layer(probe: Any) -> str:

@@ -1,17 +1,19 @@
-"""Long explanations in slices: how many model inputs fit in memory at once, the slices, and the
-progress report that can stop the work.
+"""Long work in slices: the memory a job may use, how many model inputs fit in it at once, the
+slices, and the progress report that can stop the work.
 
-Score-CAM, Ablation-CAM, SmoothGrad, Integrated Gradients, occlusion and the
-checks each run the model on many variants of an image. They are stacked into
-batches as large as the memory budget allows (worked out from the traced shapes
-before any pass, as ``Probe.check_budget`` does), and after each batch the
-caller's ``progress(done, total)`` is told; a ``False`` answer stops the work
-with ``Cancelled``.
+Score-CAM, Ablation-CAM, SmoothGrad, Integrated Gradients, occlusion, the checks, feature
+visualisation and a pass over a data set each run the model on many inputs. They are stacked into
+batches as large as the job's memory allows (``Probe.max_bytes``: on a server its share of the
+memory budget, on the command line the machine's available memory or ``--memory``; see
+``job_memory``), worked out from the traced shapes before any pass; work that cannot fit one input
+is refused in words before it starts. After each batch the caller's ``progress(done, total)`` is
+told; a ``False`` answer stops the work with ``Cancelled``.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..errors import BudgetError, Cancelled, ChoiceError
@@ -20,7 +22,10 @@ from .probe import Probe
 #: ``progress(done, total)``, told after each step of long work; a ``False`` answer stops the work.
 Progress = Callable[[int, int], "bool | None"]
 
-__all__ = ["MAX_BATCH", "HEAD_STACK_BYTES", "Progress", "pass_bytes", "batch_size", "head_batch_size", "slices", "report"]
+__all__ = [
+    "MAX_BATCH", "HEAD_STACK_BYTES", "WORKING_COPIES", "Progress", "available_memory", "job_memory", "largest_map_bytes",
+    "pass_bytes", "batch_size", "head_batch_size", "slices", "report",
+]
 #: Most model inputs stacked in one pass, whatever the memory would allow. On a CPU a convolution
 #: network is bound by arithmetic: VGG16 at 300 x 300 took as long per image in stacks of 4, 8, 16
 #: or 38 as one at a time, within the noise of a shared machine; larger stacks only hold more
@@ -29,20 +34,76 @@ MAX_BATCH = 16
 #: Bytes of layer maps stacked in one pass through the part of a network after a layer (see
 #: ``head_batch_size``).
 HEAD_STACK_BYTES = 16 * 1024**2
+#: Copies of the largest layer's output alive at once while a convolution runs on the CPU: its
+#: input and its output, each in TensorFlow's layout and in oneDNN's blocked one. Measured on VGG16
+#: at 300 x 300 (largest map 23 MB an image): the compiled class-score pass grew the process by 51
+#: to 64 MB an image, the data set pass by 72 to 96 MB, where two copies (``Probe.forward_bytes``)
+#: would say 44 MB.
+WORKING_COPIES = 4
+#: Share of the machine's available memory the command line lets one job use (the rest is left for
+#: what grows beside it: decoded images, results, other programs).
+AVAILABLE_SHARE = 0.8
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process could still take: the system's available memory (MemAvailable),
+    and within a container its memory limit less what the container uses; None where neither can
+    be read (not Linux)."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit, usage in (("memory.max", "memory.current"), ("memory.limit_in_bytes", "memory.usage_in_bytes")):
+        try:
+            cap = Path("/sys/fs/cgroup", limit).read_text().strip()
+            used = int(Path("/sys/fs/cgroup", usage).read_text())
+        except (OSError, ValueError):
+            continue
+        if cap.isdigit() and int(cap) < 1 << 60:  # "max", or v1's huge number: no limit
+            found.append(max(0, int(cap) - used))
+        break
+    return min(found) if found else None
+
+
+def job_memory(megabytes: float | None = None) -> int:
+    """The memory one job of the command line may use, in bytes: ``megabytes`` when given (the
+    ``--memory`` option), else ``AVAILABLE_SHARE`` of the machine's available memory (and no more
+    than ``ACTVIZ_MAX_FORWARD_MB`` where that is set), else that setting's default."""
+    from ..settings import is_set, megabytes as setting_bytes
+
+    if megabytes is not None:
+        if isinstance(megabytes, bool) or not megabytes > 0:
+            raise ChoiceError(f"The memory for a job must be a number of megabytes above 0 (got {megabytes}).")
+        return int(float(megabytes) * 1024**2)
+    free = available_memory()
+    if free is None:
+        return setting_bytes("ACTVIZ_MAX_FORWARD_MB")
+    budget = int(free * AVAILABLE_SHARE)
+    return min(budget, setting_bytes("ACTVIZ_MAX_FORWARD_MB")) if is_set("ACTVIZ_MAX_FORWARD_MB") else budget
+
+
+def largest_map_bytes(probe: Probe, shape: Sequence[int]) -> int:
+    """Bytes of the largest layer output of one input of ``shape`` (H, W, C), in float32."""
+    shapes = probe.layer_shapes(int(shape[0]), int(shape[1]))
+    return max((4 * math.prod(d or 1 for d in out) for out in shapes.values()), default=0)
 
 
 def pass_bytes(probe: Probe, shape: Sequence[int], *, keep: Sequence[str] = (), backward: bool = False) -> int:
     """Memory of one model input of ``shape`` (H, W, C) in one pass, in bytes.
 
-    ``keep``: layers whose feature maps the pass returns. With ``backward`` the
-    pass is differentiated: every layer's output stays alive for the backward
-    pass and gets a gradient of the same size, so each counts twice.
+    ``keep``: layers whose feature maps the pass returns; besides them, ``WORKING_COPIES`` of the
+    largest layer's output. With ``backward`` the pass is differentiated: every layer's output
+    stays alive for the backward pass.
     """
     batch_shape = (1, *shape)
+    extra = (WORKING_COPIES - 2) * largest_map_bytes(probe, shape)  # forward_bytes counts two copies
     if not backward:
-        return probe.forward_bytes(batch_shape, list(keep))
+        return probe.forward_bytes(batch_shape, list(keep)) + extra
     every = [info.name for info in probe.table if not info.container]
-    return 2 * probe.forward_bytes(batch_shape, every)
+    return probe.forward_bytes(batch_shape, every) + extra
 
 
 def batch_size(
@@ -59,8 +120,9 @@ def batch_size(
     if fits < 1:
         height, width = shape[0], shape[1]
         raise BudgetError(
-            f"Explaining an image of {height} x {width} pixels would take about {each / 1e9:.1f} GB of memory in one "
-            f"pass, more than the {probe.max_bytes / 1e9:.1f} GB allowed here. Use a smaller image."
+            f"Running an image of {height} x {width} pixels through this model would take about {_size(each)} of memory in "
+            f"one pass, more than the {_size(probe.max_bytes)} this job may use. Nothing was run. Use a smaller image"
+            + (" or give the job more memory." if probe.max_bytes < (available_memory() or 0) else ".")
         )
     return int(max(1, min(fits, requested if requested is not None else MAX_BATCH)))
 
@@ -91,6 +153,11 @@ def head_batch_size(
         return batch_size(probe, shape, keep=[name], requested=1)  # raises BudgetError in words
     cap = requested if requested is not None else max(1, min(256, HEAD_STACK_BYTES // max(feature, 1)))
     return int(max(1, min(fits, cap)))
+
+
+def _size(count: int) -> str:
+    """Bytes in words: "640 MB", "2.1 GB"."""
+    return f"{count / 1024**3:.1f} GB" if count >= 1024**3 else f"{max(1, round(count / 1024**2)):,} MB"
 
 
 def slices(total: int, size: int) -> Iterator[slice]:

@@ -70,7 +70,7 @@ class Probe:
         if not self.table.spatial:
             raise NothingToShowError(
                 "This model has no layer whose output is an image-like grid (height x width x channels), "
-                "so there are no feature maps to show. actviz needs a convolutional image model."
+                "so there are no feature maps to show. actviz needs a convolutional image model or a vision transformer."
             )
         self._views = BoundedStore(max_entries=MAX_VIEWS)
         # the scores' tensor is never let go: every score model is built on the same one
@@ -100,6 +100,11 @@ class Probe:
     def default_layers(self) -> list[LayerInfo]:
         """Convolution and pooling layers, as the notebook shows (all spatial layers if none)."""
         return self.table.default
+
+    @property
+    def attention_layers(self) -> list[LayerInfo]:
+        """The attention layers whose probabilities the trace keeps (a transformer's), in network order."""
+        return [info for info in self.table if info.name in self._trace.attention]
 
     def layer(self, key: str | int) -> LayerInfo:
         """The spatial layer with this name (or unique suffix, like ``block1_conv1``) or table number."""
@@ -164,6 +169,15 @@ class Probe:
         logits = self.symbolic_logits()  # one twin however many score models
         return self._views.get(("score", name), lambda: keras.Model(self._trace.inputs, [self._trace.tensors[name], logits, self._trace.outputs[0]]))
 
+    def attention_model(self) -> Any:
+        """keras.Model: input -> [class scores, probabilities, *each attention layer's probabilities
+        (N, heads, T, T), in ``attention_layers`` order] (for attention rollout)."""
+        import keras
+
+        logits = self.symbolic_logits()
+        scores = list(self._trace.attention.values())
+        return self._views.get(("attention",), lambda: keras.Model(self._trace.inputs, [logits, self._trace.outputs[0], *scores]))
+
     def logits_model(self) -> Any:
         """keras.Model: input -> [class scores, probabilities] (for pixel attributions)."""
         import keras
@@ -186,7 +200,11 @@ class Probe:
         name = self.layer(key).name
 
         def build() -> tuple[Any, bool]:
-            outputs = [self.symbolic_logits(), self._trace.outputs[0]]
+            logits, probabilities = self.symbolic_logits(), self._trace.outputs[0]
+            if probabilities is logits:  # a model without a final softmax: Keras 3.15 cannot build a model
+                # of two inputs that gives one tensor twice ("not connected"), so the second is a copy
+                probabilities = self._views.get(("copy",), lambda: keras.layers.Identity(name="actviz_probabilities")(logits))
+            outputs = [logits, probabilities]
             feature = self._trace.tensors[name]
             try:
                 return keras.Model(feature, outputs, name="actviz_head"), False

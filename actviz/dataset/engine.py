@@ -8,6 +8,10 @@ next batches while TensorFlow runs the current one) or from Ray (``ray_engine``)
 
 What one batch becomes, and the ``Plan``, are in ``plan``.
 
+The batch is as large as the probe's memory allows (``plan``), and never larger than the images
+to do. A model run in bfloat16 (``core.precision.at_precision``) is summarised by its twin; the
+summary's notes say so.
+
 A run with a ``checkpoint`` file saves the summary so far, and which images it covered, every
 ``checkpoint_seconds`` and when stopped (Ctrl-C, a cancelled progress); ``resume=True``
 continues from it (after checking it was made from the same model, data and settings).
@@ -30,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..errors import Cancelled, ChoiceError
-from .plan import BatchRunner, Plan, load_pixels, make_plan
+from .plan import BatchRunner, Plan, load_pixels, make_plan, plan_seconds
 from .sources import DatasetError, Source, open_source
 from .summary import Summary
 
@@ -104,7 +108,8 @@ def summarize(
     ZIP path or bytes; None: the demo digits). ``layers``: names or numbers (default: the
     convolution and pooling layers); ``top_k``: images kept per channel; ``gradcam``: also the
     mean Grad-CAM heat maps (a backward pass per batch) at ``cam_layer`` (default: the last
-    convolution); ``image_size``: (H, W) for a model that takes any size (default 224 x 224);
+    convolution); ``batch_size``: the most images a pass, fewer when the memory the probe may use
+    (``Probe.max_bytes``) holds fewer; ``image_size``: (H, W) for a model that takes any size (default 224 x 224);
     ``engine``: "local" or "ray" (``address``: an existing Ray cluster; ``actors``,
     ``cpus_per_actor``: see ``ray_engine.ray_partials``); ``workers``: decoding threads of the
     local engine; ``indices``: only these
@@ -132,22 +137,41 @@ def summarize(
     if checkpoint is not None and resume and Path(checkpoint).exists():
         summary, covered = load_checkpoint(checkpoint, identity)
     remaining = todo[~covered[todo]]
+    plan = replace(plan, batch_size=max(1, min(plan.batch_size, len(remaining))))  # no pass padded past the images to do
     if engine == "ray":
+        from ..core.precision import precision_of
         from .ray_engine import ray_partials
 
         shipped = opened.model if model is opened else model  # a file is sent as bytes, a model in memory pickled
         stream = ray_partials(shipped, plan, source, remaining, trust=trust, address=address, class_names=names,
-                              actors=actors, cpus_per_actor=cpus_per_actor)
+                              actors=actors, cpus_per_actor=cpus_per_actor, precision=precision_of(opened.probe))
     else:
         stream = local_partials(opened.probe, plan, source, remaining, workers=workers)
     summary = _merge_stream(stream, summary, covered, todo, identity, checkpoint=checkpoint, every=checkpoint_seconds, progress=progress)
     listed = tuple((-1, s.path, s.reason) for s in source.skipped) if indices is None else ()
     meta = {
         "model": opened.name, "model_digest": opened.loaded.digest, "source": source.spec(), "data": source.describe(),
-        "fingerprint": source.fingerprint, "preprocessing": plan.scaling, "notes": list(plan.notes) + list(source.notes),
+        "fingerprint": source.fingerprint, "preprocessing": plan.scaling,
+        "notes": list(plan.notes) + list(source.notes) + _precision_notes(opened.probe),
         "engine": engine, "batch_size": plan.batch_size, "labelled": source.labelled,
     }
     return replace(summary, images=tuple(source.paths), skipped=tuple(sorted(listed + summary.skipped, key=lambda s: (s[0], s[1]))), meta=meta)
+
+
+def estimate_seconds(
+    model: Any = None, source: Any = None, *, indices: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
+    labels: str = "folders", trust: bool = False, **plan_options: Any,
+) -> float:
+    """Seconds ``summarize`` with the same arguments would take on this machine (local engine),
+    worked out before any image is read: ``plan_options`` are ``make_plan``'s (layers, top_k,
+    batch_size, gradcam, cam_layer, preprocessing, image_size, mistakes)."""
+    from ..safety.models import open_model
+
+    opened = open_model(model, trust=trust, class_names=class_names)
+    source = source if isinstance(source, Source) else open_source(source, labels=labels)
+    names = list(class_names) if class_names else opened.class_names
+    plan = make_plan(opened.probe, source, class_names=names, **plan_options)
+    return plan_seconds(opened.probe, plan, len(source) if indices is None else len(np.unique(np.asarray(indices))))
 
 
 def _merge_stream(stream, summary: Summary, covered: np.ndarray, todo: np.ndarray, identity: dict, *, checkpoint, every: float, progress: Progress | None) -> Summary:
@@ -225,10 +249,10 @@ def load_checkpoint(path: str | os.PathLike, identity: dict) -> tuple[Summary, n
             summary = Summary.load(stored["summary"].tobytes())
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"The saved progress in '{path}' cannot be read ({exc}); run without --resume to start over.") from None
-    changed = [key for key in identity if saved.get(key) != identity[key]]
+    changed = [key for key in dict.fromkeys([*identity, *saved]) if saved.get(key) != identity.get(key)]
     if changed:
         words = {"model": "another model", "data": "other images or labels", "layout": "other layers or settings",
-                 "preprocessing": "another preprocessing", "gradcam": "Grad-CAM set otherwise"}
+                 "preprocessing": "another preprocessing", "gradcam": "Grad-CAM set otherwise", "precision": "another precision"}
         raise DatasetError(
             f"The saved progress in '{Path(path).parent}' was made with {' and '.join(words.get(k, k) for k in changed)}, "
             "so it cannot be continued. Run without --resume to start over (or use another output folder)."
@@ -237,5 +261,18 @@ def load_checkpoint(path: str | os.PathLike, identity: dict) -> tuple[Summary, n
 
 
 def _identity(opened: Any, source: Source, plan: Plan) -> dict:
-    return {"model": opened.loaded.digest, "data": source.fingerprint, "layout": plan.layout.to_json(),
-            "preprocessing": plan.scaling, "gradcam": plan.gradcam}
+    from ..core.precision import precision_of
+
+    identity = {"model": opened.loaded.digest, "data": source.fingerprint, "layout": plan.layout.to_json(),
+                "preprocessing": plan.scaling, "gradcam": plan.gradcam}
+    precision = precision_of(opened.probe)
+    return identity if precision == "float32" else {**identity, "precision": precision}
+
+
+def _precision_notes(probe: Any) -> list[str]:
+    """What the summary says about the precision it was computed in (nothing for float32)."""
+    from ..core.precision import precision_of
+
+    if precision_of(probe) == "float32":
+        return []
+    return ["Computed in bfloat16 (the model's layers in bfloat16, its outputs in float32): within about 1% of float32."]

@@ -8,12 +8,16 @@ batch. ``BatchRunner`` turns one batch into a partial ``Summary``; the local eng
 The feature maps never reach numpy: ``reduction_model`` is one compiled TensorFlow graph whose
 outputs are, per chosen layer, each channel's spatial maximum, minimum and mean (float32
 (N, 3, C)) and the position of the maximum (int (N, C)), computed right after the layer, plus
-the model's probabilities. A batch costs the model's own forward pass and three reductions over
-maps it computes anyway (about a tenth more for VGG16's 17 layers at 300 x 300).
+the model's probabilities. The reductions are poolings over the whole grid (oneDNN's, vectorised
+across channels): on VGG16's 17 layers at 300 x 300 they add about 0.3 of the bare forward pass in
+float32, where reductions along the grid's axes added 0.45. A model run in bfloat16 (a twin made
+by ``core.precision``) is reduced in bfloat16; the outputs are float32 either way.
 
-Batches are always ``batch_size`` images (the last one padded with blank images whose results
-are dropped), so the compiled function is traced once and every image is computed by the same
-kernels whichever batch it lands in: splitting the work differently gives the same top-k.
+The batch is as large as the job's memory allows (``Probe.max_bytes``: see
+``core.batches``), at most the size asked for and the number of images to do; a pass that cannot
+fit one image is refused in words before it starts. Batches are all of that size (the last one
+padded with blank images whose results are dropped), so the compiled function is traced once;
+splitting the work differently gives the same top-k.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ActvizError, ChoiceError, ImageError
+from ..errors import ActvizError, BudgetError, ChoiceError, ImageError
+from ..core.batches import largest_map_bytes, pass_bytes
+from ..core.passes import flops, seconds
 from ..core.predictions import class_count, class_labels
 from ..inputs.preprocessing import choose_preprocessing, preprocess
 from .sources import DatasetError, Source
@@ -33,8 +39,12 @@ from .summary import MAX_CELL_CLASSES, Layout, Summary, batch_summary, skipped_o
 DEFAULT_SIZE = (224, 224)
 #: Most elements of the per-class average images (K x H x W x C) kept in a summary.
 MAX_CLASS_PIXELS = 8_000_000
-#: Images per Grad-CAM pass (its backward pass keeps every layer's output for the batch).
-CAM_CHUNK = 8
+#: Seconds the poolings of the reduction pass take per MB of maps (counted in float32), on the
+#: machine it was measured on: 0.038 s an image for VGG16's 108 MB at 300 x 300 in float32, 0.032 s
+#: in bfloat16 (bandwidth, not arithmetic).
+REDUCTION_SECONDS_PER_MB = 0.00033
+#: Grad-CAM's first pass calls the Keras model eagerly: about 1.15 compiled passes.
+EAGER_COST = 1.15
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,9 @@ class Plan:
     """Everything fixed before a pass (picklable: the Ray workers get it).
 
     ``layout``: what the summary holds; ``scaling``: the preprocessing; ``label_map``: int64
-    (L,) the model class of each of the data set's label names; ``batch_size``;
-    ``gradcam``: whether Grad-CAM runs; ``notes``: plain words for the user.
+    (L,) the model class of each of the data set's label names; ``batch_size``: images a pass,
+    as many as the memory allows; ``gradcam``: whether Grad-CAM runs; ``notes``: plain words
+    for the user; ``image_bytes``: the memory one image takes in a pass.
     """
 
     layout: Layout
@@ -52,6 +63,7 @@ class Plan:
     batch_size: int
     gradcam: bool
     notes: tuple = ()
+    image_bytes: int = 0
 
     def labels(self, source: Source, indices: np.ndarray) -> np.ndarray:
         """int64 (n,): the model class of each image's label, -1 where there is none."""
@@ -66,7 +78,9 @@ def make_plan(
     top_k: int = 9, batch_size: int = 32, gradcam: bool = False, cam_layer: str | int | None = None,
     preprocessing: str = "auto", image_size: tuple[int, int] | None = None, mistakes: int = 24,
 ) -> Plan:
-    """Work out a pass before doing it; raises ``ActvizError`` for impossible settings."""
+    """Work out a pass before doing it; raises ``ActvizError`` for impossible settings and
+    ``BudgetError`` for a pass that cannot fit one image in ``probe.max_bytes``. ``batch_size``:
+    the most images a pass (fewer when the memory is short)."""
     if not 1 <= top_k <= 100:
         raise ChoiceError(f"The number of top images per channel must be between 1 and 100 (got {top_k}).")
     if not 1 <= batch_size <= 1024:
@@ -79,7 +93,7 @@ def make_plan(
     chosen = choose_preprocessing(probe, preprocessing)
     classes_out = class_count(np.zeros(_output_size(probe, image_shape)))
     names, label_map, label_note = align_labels(source, class_names, classes_out)
-    cam = probe.table.last_convolution() if gradcam and cam_layer is None else (probe.table.resolve(cam_layer, among=probe.table.convolutions) if gradcam else None)
+    cam = None if not gradcam else probe.table.default_cam_layer()[0] if cam_layer is None else probe.table.resolve(cam_layer, among=probe.table.cam_layers)
     elements = len(names) * int(np.prod(image_shape))
     layout = Layout(
         layers=tuple((info.name, tuple(int(d) for d in shapes[info.name])) for info in infos), classes=tuple(names),
@@ -87,9 +101,46 @@ def make_plan(
         cam_layer=None if cam is None else cam.name, cam_shape=None if cam is None else tuple(int(d) for d in shapes[cam.name][:2]),
         class_images=len(names) <= MAX_CELL_CLASSES and elements <= MAX_CLASS_PIXELS,
     )
-    probe.check_budget((batch_size, *image_shape), [])
+    each = image_bytes(probe, image_shape, cam_layer=layout.cam_layer)
     notes = tuple(n for n in (chosen.note, label_note) if n)
-    return Plan(layout, chosen.scaling, label_map, int(batch_size), bool(gradcam), notes)
+    return Plan(layout, chosen.scaling, label_map, fitting_batch(probe, image_shape, each, batch_size), bool(gradcam), notes, each)
+
+
+def image_bytes(probe: Any, image_shape: tuple, *, cam_layer: str | None = None) -> int:
+    """Memory one image takes in a pass over a data set, in bytes: the reduction pass (a forward
+    pass, plus the negated copy of a map its minimum is pooled from) and its pixels, or Grad-CAM's
+    pass when that is larger (it runs after the reductions, on the same images)."""
+    pixels = 5 * int(np.prod(image_shape))  # uint8 as read, float32 as the model takes it
+    reduction = pass_bytes(probe, image_shape) + largest_map_bytes(probe, image_shape)
+    cam = 0 if cam_layer is None else pass_bytes(probe, image_shape, keep=[cam_layer])
+    return max(reduction, cam) + pixels
+
+
+def fitting_batch(probe: Any, image_shape: tuple, each: int, requested: int) -> int:
+    """Images a pass: ``requested`` lowered to what ``probe.max_bytes`` holds at ``each`` bytes an
+    image; ``BudgetError`` in words when not even one fits."""
+    fits = probe.max_bytes // max(each, 1)
+    if fits < 1:
+        raise BudgetError(
+            f"Running the model over images of {image_shape[0]} x {image_shape[1]} pixels takes about "
+            f"{each / 1024**2:,.0f} MB of memory an image, more than the {probe.max_bytes / 1024**2:,.0f} MB this run may "
+            "use. Nothing was run. Give the run more memory, choose fewer layers or a smaller image size."
+        )
+    return int(min(requested, fits))
+
+
+def plan_seconds(probe: Any, plan: Plan, images: int) -> float:
+    """Seconds a pass of ``plan`` over ``images`` images takes on this machine: the model's forward
+    pass (its speed measured once, ``core.passes.pass_seconds``), the poolings over the maps, and
+    with Grad-CAM a second pass and the gradient through the layers after its layer."""
+    shape = plan.layout.image_shape
+    maps = sum(4 * int(np.prod(layer_shape)) for _, layer_shape in plan.layout.layers) / 1024**2
+    forward, backward = 1.0, 0.0
+    if plan.gradcam:
+        forward += EAGER_COST
+        backward = flops(probe, shape, after=plan.layout.cam_layer) / max(flops(probe, shape), 1.0)
+    each = seconds(probe, shape, forward=forward, backward=backward, stacked=plan.batch_size > 1)
+    return images * (each + maps * REDUCTION_SECONDS_PER_MB)
 
 
 def align_labels(source: Source, class_names: Sequence[str] | None, count: int) -> tuple[list[str], np.ndarray | None, str]:
@@ -127,9 +178,10 @@ def reduction_model(probe: Any, names: Sequence[str], image_shape: tuple, batch_
     stats float32 (N, 3, C) (spatial max, min, mean) and argmax int64 (N, C) (flat y * w + x)].
 
     One graph: the model's layers, each chosen layer's map reduced right after it is computed, so
-    the maps are freed as the pass goes. The maximum and its position come from one
-    ``max_pool_with_argmax`` over the whole grid (a plain ``argmax`` over the positions costs
-    several times more on CPU). Built once per probe, layers, size and batch size.
+    the maps are freed as the pass goes. Each statistic is one pooling over the whole grid: the
+    maximum and its position from ``max_pool_with_argmax`` (a plain ``argmax`` over the positions
+    costs several times more on CPU), the minimum as the maximum of the negated map, the mean as
+    an average pooling. Built once per probe, layers, size and batch size.
     """
 
     def build():
@@ -143,11 +195,12 @@ def reduction_model(probe: Any, names: Sequence[str], image_shape: tuple, batch_
             probabilities, *maps = base(x, training=False)
             outputs = [tf.reshape(tf.cast(probabilities, tf.float32), (batch_size, -1))]
             for feature in maps:
-                feature = tf.cast(feature, tf.float32)
                 height, width, channels = feature.shape[1:]
                 window = [1, height, width, 1]
                 peak, where = tf.nn.max_pool_with_argmax(feature, window, window, "VALID")  # where = (y * w + x) * C + c
-                stats = [tf.reshape(peak, (batch_size, channels)), tf.reduce_min(feature, axis=[1, 2]), tf.reduce_mean(feature, axis=[1, 2])]
+                low = -tf.nn.max_pool2d(-feature, window, window, "VALID")
+                mean = tf.nn.avg_pool2d(feature, window, window, "VALID")
+                stats = [tf.reshape(tf.cast(value, tf.float32), (batch_size, channels)) for value in (peak, low, mean)]
                 outputs += [tf.stack(stats, axis=1), tf.reshape(where, (batch_size, channels)) // channels]
             return outputs
 
@@ -186,12 +239,11 @@ class BatchRunner:
         )
 
     def _heatmaps(self, x: np.ndarray) -> np.ndarray:
-        """float32 (n, h, w) 0..1: Grad-CAM of each image's predicted class at the plan's layer."""
+        """float32 (n, h, w) 0..1: Grad-CAM of each image's predicted class at the plan's layer (its
+        passes sized to the probe's memory, as every explanation's)."""
         from ..explainers.explain import explain
 
-        layer = self.plan.layout.cam_layer
-        parts = [explain(self.probe, x[i : i + CAM_CHUNK], method="gradcam", layer=layer).heatmap for i in range(0, len(x), CAM_CHUNK)]
-        return np.concatenate(parts)
+        return explain(self.probe, x, method="gradcam", layer=self.plan.layout.cam_layer).heatmap
 
 
 def load_pixels(source: Source, index: int, image_shape: tuple) -> tuple[np.ndarray | None, str | None]:

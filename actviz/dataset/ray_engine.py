@@ -36,16 +36,18 @@ class RayMissingError(ActvizError):
 
 
 class SummaryWorker:
-    """A Ray actor: holds the model and turns batches of pixels into partial summaries."""
+    """A Ray actor: holds the model (in the driver's precision) and turns batches of pixels into
+    partial summaries."""
 
-    def __init__(self, model: Any, trust: bool, class_names: Sequence[str] | None, plan: Plan, source: Any):
+    def __init__(self, model: Any, trust: bool, class_names: Sequence[str] | None, plan: Plan, source: Any, precision: str = "float32"):
         import ray
 
+        from ..core.precision import at_precision
         from ..safety.models import open_model
 
         model = ray.get(model) if isinstance(model, ray.ObjectRef) else model
         self.source: Source = ray.get(source) if isinstance(source, ray.ObjectRef) else source
-        self.runner = BatchRunner(open_model(model, trust=trust, class_names=class_names).probe, plan)
+        self.runner = BatchRunner(at_precision(open_model(model, trust=trust, class_names=class_names), precision).probe, plan)
 
     def __call__(self, batch: dict) -> dict:
         index = np.asarray(batch["index"], np.int64)
@@ -79,7 +81,7 @@ def decode_batch(batch: dict, *, source: Any, lookup: Any, image_shape: tuple) -
 
 def ray_partials(
     model: Any, plan: Plan, source: Source, todo: np.ndarray, *, trust: bool = False, address: str | None = None,
-    class_names: Sequence[str] | None = None, actors: int | None = None, cpus_per_actor: float = 1.0,
+    class_names: Sequence[str] | None = None, actors: int | None = None, cpus_per_actor: float = 1.0, precision: str = "float32",
 ) -> Iterator[tuple[Summary, np.ndarray]]:
     """The Ray engine: (partial summary, indices covered) per batch, in the order Ray finishes them.
 
@@ -87,7 +89,8 @@ def ray_partials(
     other machines need no copy); ``address``: an existing cluster ("auto", "ray://host:10001"),
     None to start Ray on this machine (and stop it at the end); ``actors``: model replicas
     (default: one per node: TensorFlow uses all of a node's cores); ``cpus_per_actor``: CPUs each
-    actor reserves (the rest read and decode images).
+    actor reserves (the rest read and decode images); ``precision``: what the actors run the model
+    in (bfloat16 where their processors have the instructions, else float32).
     """
     if len(todo) == 0:
         return
@@ -106,7 +109,8 @@ def ray_partials(
         count = actors or max(1, len([n for n in ray.nodes() if n.get("Alive")]))
         partials = pixels.map_batches(
             SummaryWorker, batch_size=plan.batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=count), num_cpus=cpus_per_actor,
-            fn_constructor_kwargs={"model": model_ref, "trust": trust, "class_names": class_names, "plan": plan, "source": source_ref},
+            fn_constructor_kwargs={"model": model_ref, "trust": trust, "class_names": class_names, "plan": plan, "source": source_ref,
+                                   "precision": precision},
         )
         for row in partials.iter_rows():
             partial = Summary.load(bytes(row["partial"]))

@@ -611,8 +611,11 @@ def check_model(layout: Layout, probe: Any, *, limits: SummaryLimits) -> None:
         if name not in spatial:
             shown = ", ".join(sorted(spatial)[:8]) + (", ..." if len(spatial) > 8 else "")
             raise DatasetError(f"This summary shows the layer '{name}', which the model open does not have (it has {shown}).")
-    if layout.cam_layer is not None and layout.cam_layer not in {info.name for info in probe.table.convolutions}:
-        raise DatasetError(f"This summary's heat maps come from the layer '{layout.cam_layer}', which is not a convolution layer of the model open.")
+    if layout.cam_layer is not None and layout.cam_layer not in {info.name for info in probe.table.cam_layers}:
+        raise DatasetError(
+            f"This summary's heat maps come from the layer '{layout.cam_layer}', which in the model open is not a layer whose map "
+            "leads to the answer, so no class activation map is made there."
+        )
     try:
         shapes = probe.layer_shapes(height, width)
     except ActvizError:

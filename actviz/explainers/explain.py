@@ -11,6 +11,7 @@ build.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,8 +34,10 @@ def explain(
     ``method``: a name of ``registry.METHOD_NAMES`` (``registry.method_table()`` lists them by
     family, with a sentence each); ``class_index``: one class for all images,
     one per image, or None for each image's predicted class; ``layer``: the
-    convolution layer of a class activation map (default: the last one; pixel
-    methods take none). ``settings``: the method's own options, e.g.
+    layer of a class activation map, any of ``probe.table.cam_layers`` (default:
+    ``probe.table.default_cam_layer()``, the last map before the global pooling,
+    or a transformer's last attention input; the result's ``layer_reason`` says
+    why in words); pixel methods take none. ``settings``: the method's own options, e.g.
     ``channels`` (Score-CAM), ``samples``/``noise``/``seed`` (SmoothGrad),
     ``steps``/``baseline``/``black`` (Integrated Gradients), ``patch``/
     ``stride``/``fill`` (occlusion); see ``method_info(name).schema``. Every
@@ -50,19 +53,24 @@ def explain(
     info = registry.method_info(method)
     info.check(settings)  # a setting the method lacks is said before anything else
     batch = check_batch(batch)
-    at = _layer(probe, info, layer)
+    at, reason = _layer(probe, info, layer)
     limits = Limits(side=min(batch.shape[1:3]), channels=None if at is None else at.channels)
     options = info.check(settings, limits)
     explainer = info.method(probe, info, layer=at, batch_size=batch_size, progress=progress)
-    return explainer.explain(batch, class_index, **options)
+    result = explainer.explain(batch, class_index, **options)
+    return dataclasses.replace(result, layer_reason=reason) if reason else result
 
 
-def _layer(probe: Probe, info: MethodInfo, layer: str | int | None) -> LayerInfo | None:
-    """The convolution layer a method explains at: ``layer`` (name, suffix or number) or the last one;
-    None for a method of the input pixels, which refuses a layer in words."""
+def _layer(probe: Probe, info: MethodInfo, layer: str | int | None) -> tuple[LayerInfo | None, str]:
+    """The layer a method explains at, and why in words when it was chosen by default: ``layer``
+    (name, suffix or number) among the table's ``cam_layers``, or its ``default_cam_layer``; None
+    for a method of the input pixels (or of the whole model), which refuses a layer in words."""
     if not info.layer:
         if layer is not None:
-            raise ChoiceError(f"{info.title} explains the input pixels, not a layer; leave the layer out.")
-        return None
+            what = "every attention layer of the transformer" if info.family == "attention" else "the input pixels"
+            raise ChoiceError(f"{info.title} explains {what}, not a layer; leave the layer out.")
+        return None, ""
     table = probe.table
-    return table.last_convolution() if layer is None else table.resolve(layer, among=table.convolutions)
+    if layer is None:
+        return table.default_cam_layer()
+    return table.resolve(layer, among=table.cam_layers), ""

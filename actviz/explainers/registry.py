@@ -19,6 +19,7 @@ from .hirescam import HiResCAM
 from .integrated_gradients import IntegratedGradients
 from .layercam import LayerCAM
 from .occlusion import Occlusion
+from .rollout import AttentionRollout
 from .saliency import Saliency
 from .schema import Limits, MethodInfo, Setting, eighth_of_side, image_side, layer_channels
 from .scorecam import ScoreCAM
@@ -27,9 +28,10 @@ from .xgradcam import XGradCAM
 
 #: Families, in the order a menu shows them, with what they have in common.
 FAMILIES = {
-    "cam": "Class activation maps: which regions of a convolution layer's output speak for the class (coarse, at the layer's size).",
+    "cam": "Class activation maps: which regions of a layer's map speak for the class (coarse, at the layer's size).",
     "gradient": "Pixel attributions: how much each input pixel counts for the class score (fine, at the image's size).",
     "perturbation": "Perturbation: what happens to the class score when parts of the image are hidden.",
+    "attention": "Attention: where a vision transformer's class token gathers its information from, through its attention layers (transformers only).",
 }
 
 #: What Integrated Gradients' path can start from.
@@ -137,11 +139,22 @@ _TABLE = [
         ),
         caption="patches of {patch} every {stride}, filled with {fill}",
     ),
+    MethodInfo(
+        "rollout", "Attention rollout", "attention", AttentionRollout, reference="Abnar & Zuidema 2020",
+        sentence="Follows how much each patch flows into the class token through every attention layer (heads averaged, the skip connection added); the same for every class: it shows what a vision transformer gathers, not why one class won.",
+    ),
 ]
 #: name -> MethodInfo, in menu order.
 METHOD_INFO = {info.name: info for info in _TABLE}
 #: The command-line names, in menu order.
 METHOD_NAMES = tuple(METHOD_INFO)
+
+
+def methods_for(probe: Any) -> tuple[str, ...]:
+    """The methods that apply to the probe's model, in menu order: attention rollout only for a
+    model with attention layers (a vision transformer), every other method for every model."""
+    attention = bool(probe.attention_layers)
+    return tuple(name for name, info in METHOD_INFO.items() if info.family != "attention" or attention)
 
 
 def method_info(name: str) -> MethodInfo:

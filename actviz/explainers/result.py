@@ -49,7 +49,8 @@ class Explanation:
     by their share of the map, largest first; ``attributions``: float32
     (N, H, W, C), pixel attributions only, one value per colour channel. ``settings``: the options used;
     ``details``: method-specific numbers (e.g. Integrated Gradients' scores at
-    the baseline, for the completeness check).
+    the baseline, for the completeness check). ``layer_reason``: when the layer
+    was chosen by default, which one and why, in words ("" otherwise).
     """
 
     method: str
@@ -70,6 +71,7 @@ class Explanation:
     attributions: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
+    layer_reason: str = ""
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])

@@ -7,9 +7,11 @@ wake-up of targets that give no gradient, the finishing of a ``Patterns``, and p
 - **Plain** (``plain_patterns``): gradient ascent on the pixels, each step clipped into the
   model's input range; shown stretched in contrast, as in the book the notebook comes from.
 
-All requested patterns are optimised together: one forward and one backward pass per step
-whatever their number. Each pattern's start and random transforms come from ``(seed, target)``,
-so a channel's pattern does not depend on which other channels are asked for with it.
+The requested patterns are optimised together, as many at once as the job's memory holds
+(``Probe.max_bytes``; the rest in further groups): one forward and one backward pass per step
+for the group whatever its size. Each pattern's start and random transforms come from ``(seed,
+target)``, so a channel's pattern does not depend on which other channels are asked for with it,
+nor on the group it lands in. ``pattern_seconds`` says how long it will take before it starts.
 
 A pattern that cannot be made is reported, not drawn as noise: when the objective's gradient with
 respect to the image is exactly zero at every step (typically a ReLU channel that stays at zero
@@ -19,11 +21,14 @@ Before giving up on a target, ``wake_up`` tries the other starts of ``param.WAKE
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.batches import batch_size, slices
+from ..core.passes import flops, seconds
 from ..core.probe import Probe
 from ..errors import Cancelled, ChoiceError
 from .objectives import check_targets, score_function, target_activations
@@ -60,6 +65,29 @@ def tick(progress: Callable[[int, int], bool | None] | None, step: int, steps: i
         raise Cancelled("Stopped: another choice was made while the patterns were being computed.")
 
 
+def group_size(probe: Probe, shape: tuple[int, int, int], count: int) -> int:
+    """Patterns optimised at once: as many of ``count`` as a forward and backward pass of the model
+    at ``shape`` (H, W, C) holds in ``probe.max_bytes``; ``BudgetError`` in words when not one does."""
+    return batch_size(probe, shape, backward=True, requested=count)
+
+
+def pattern_seconds(probe: Probe, layer: str | None, count: int, *, steps: int, size: int | None = None) -> float:
+    """Seconds making ``count`` patterns of ``steps`` steps takes on this machine: each step a forward
+    and backward pass of every pattern through the model up to ``layer`` (the whole model for a
+    class), priced as that part's share of the model's operations (``core.passes``)."""
+    shape = pattern_size(probe, size)
+    share = 1.0 if layer is None else flops(probe, shape, upto=layer) / max(flops(probe, shape), 1.0)
+    return count * seconds(probe, shape, backward=(steps + len(WAKE_STARTS) + 2) * share, stacked=count > 1)
+
+
+def _parts(count: int, size: int, steps: int, progress: Callable[[int, int], bool | None] | None):
+    """(slice of the targets, its progress) for each group of at most ``size`` of ``count`` targets;
+    the progress runs over every group's steps in turn."""
+    total = steps * math.ceil(count / size)
+    for number, part in enumerate(slices(count, size)):
+        yield part, None if progress is None else (lambda step, _, first=number * steps: progress(first + step, total))
+
+
 # --- the robust method -----------------------------------------------------------------------
 
 
@@ -91,24 +119,48 @@ def robust_patterns(
     fall-off (1 in Lucid, for 224-pixel pictures; 1.5 gives cleaner strokes on
     small ones); ``decorrelate``: mix colours by ImageNet's colour correlation
     (default: for three-channel models); ``size``: the side of the pattern for
-    a model that takes any size (default 128). ``progress(step, steps)`` after
-    each step; False stops with ``Cancelled``. Deterministic for ``seed``.
+    a model that takes any size (default 128). ``progress(done, total)`` after
+    each step of each group of patterns (see the module); False stops with
+    ``Cancelled``. Deterministic for ``seed``.
     """
-    import tensorflow as tf
-
     name, count, targets = check_targets(probe, layer, targets, objective)
     check_steps(steps)
-    height, width, channels = pattern_size(probe, size)
-    probe.check_budget((len(targets), height, width, channels), [name] if name else [])
+    shape = pattern_size(probe, size)
+    group = group_size(probe, shape, len(targets))
     started = time.perf_counter()
+    matrix, offset = input_mapping(shape[2], preprocessing=preprocessing, value_range=value_range)
+    rate = learning_rate or min(0.2, max(0.05, 0.05 * ROBUST_STEPS / steps))
+    side = max(shape[:2])
+    reach = max(min(8.0, side / 4), side / 16) if shift is None else shift  # Lucid: 8 + 4 pixels at 224
+    found = [
+        _robust_group(probe, name, objective, count, targets[part], steps=steps, seed=seed, shape=shape, matrix=matrix, offset=offset,
+                      rate=rate, shift=reach, scale=scale, rotate=rotate, penalties=(total_variation, l2), decorrelate=decorrelate,
+                      decay=decay, progress=report)
+        for part, report in _parts(len(targets), group, steps, progress)
+    ]
+    pixels, start_pixels, signal = (np.concatenate([f[i] for f in found]) for i in range(3))
+    return finish_patterns(
+        probe, name, targets, objective=objective, method="robust", steps=steps, seed=seed, pixels=pixels,
+        start_pixels=start_pixels, matrix=matrix, offset=offset, signal=signal, started=started, class_names=class_names,
+    )
+
+
+def _robust_group(
+    probe: Probe, name: str | None, objective: str, count: int, targets: list[int], *, steps: int, seed: int,
+    shape: tuple[int, int, int], matrix: np.ndarray, offset: np.ndarray, rate: float, shift: float, scale: tuple[float, float],
+    rotate: float, penalties: tuple, decorrelate: bool | None, decay: float, progress: Callable[[int, int], bool | None] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One group of robust patterns, optimised together: (pixels float32 (n, H, W, C) in 0..1, the
+    start's pixels, bool (n,) whether each objective ever had a gradient). ``shift`` in pixels."""
+    import tensorflow as tf
+
+    height, width, channels = shape
     rngs = [np.random.default_rng([seed, t]) for t in targets]  # one per pattern: its start, then its warps
-    matrix, offset = input_mapping(channels, preprocessing=preprocessing, value_range=value_range)
     constants = {
         "scale": tf.constant(spectrum_scale(height, width, decay=decay)),
         "colour": tf.constant(colour_matrix(channels, decorrelate=decorrelate)),
         "matrix": tf.constant(matrix), "offset": tf.constant(offset), "select": tf.one_hot(targets, count, dtype=tf.float32),
-        "penalties": tf.constant([total_variation, l2], tf.float32),
-        "rate": tf.constant(learning_rate or min(0.2, max(0.05, 0.05 * ROBUST_STEPS / steps)), tf.float32),
+        "penalties": tf.constant(list(penalties), tf.float32), "rate": tf.constant(rate, tf.float32),
     }
 
     def render(spectra):  # Fourier parameters -> model inputs
@@ -116,24 +168,19 @@ def robust_patterns(
         return tf.einsum("nhwc,cd->nhwd", pixels, constants["matrix"]) + constants["offset"]
 
     start, signal = wake_up(
-        score_function(probe, name, objective), render, start_spectrum(rngs, (height, width, channels)), constants["select"],
-        lambda i, k: wake_proposal(rngs[i], (height, width, channels), k, constants["scale"].numpy()),
+        score_function(probe, name, objective), render, start_spectrum(rngs, shape), constants["select"],
+        lambda i, k: wake_proposal(rngs[i], shape, k, constants["scale"].numpy()),
     )
     spectrum = tf.Variable(start)
     moments = [tf.Variable(tf.zeros_like(spectrum)) for _ in range(2)]  # Adam's running moments
     step_function = _robust_step(probe, name, objective, (height, width))
-    side = max(height, width)
-    reach = max(min(8.0, side / 4), side / 16) if shift is None else shift  # Lucid: 8 + 4 pixels at 224
     for step in range(steps):
-        warps = random_transforms(rngs, (height, width), shift=reach, scale=scale, rotate=rotate)
+        warps = random_transforms(rngs, (height, width), shift=shift, scale=scale, rotate=rotate)
         signal |= step_function(spectrum, *moments, tf.constant(step + 1, tf.float32), tf.constant(warps), constants).numpy()
         tick(progress, step + 1, steps)
     pixels = fourier_pixels(spectrum, constants["scale"], constants["colour"], (height, width)).numpy()
     start_pixels = fourier_pixels(tf.constant(start), constants["scale"], constants["colour"], (height, width)).numpy()
-    return finish_patterns(
-        probe, name, targets, objective=objective, method="robust", steps=steps, seed=seed, pixels=pixels,
-        start_pixels=start_pixels, matrix=matrix, offset=offset, signal=signal, started=started, class_names=class_names,
-    )
+    return pixels, start_pixels, signal
 
 
 def _robust_step(probe: Probe, layer: str | None, objective: str, size: tuple[int, int]) -> Callable:
@@ -193,14 +240,35 @@ def plain_patterns(
     to the model's input range (so the pattern stays an image the model could
     be given). Arguments as ``robust_patterns``.
     """
-    import tensorflow as tf
-
     name, count, targets = check_targets(probe, layer, targets, objective)
     check_steps(steps)
-    height, width, channels = pattern_size(probe, size)
-    probe.check_budget((len(targets), height, width, channels), [name] if name else [])
+    shape = pattern_size(probe, size)
+    group = group_size(probe, shape, len(targets))
     started = time.perf_counter()
-    matrix, offset = input_mapping(channels, preprocessing=preprocessing, value_range=value_range)
+    matrix, offset = input_mapping(shape[2], preprocessing=preprocessing, value_range=value_range)
+    found = [
+        _plain_group(probe, name, objective, count, targets[part], steps=steps, step_size=step_size, seed=seed, shape=shape,
+                     matrix=matrix, offset=offset, progress=report)
+        for part, report in _parts(len(targets), group, steps, progress)
+    ]
+    images, first, signal = (np.concatenate([f[i] for f in found]) for i in range(3))
+    return finish_patterns(
+        probe, name, targets, objective=objective, method="plain", steps=steps, seed=seed,
+        pixels=pixels_of(images, matrix, offset), start_pixels=pixels_of(first, matrix, offset),
+        matrix=matrix, offset=offset, signal=signal, started=started, class_names=class_names,
+        images=_deprocess(images),
+    )
+
+
+def _plain_group(
+    probe: Probe, name: str | None, objective: str, count: int, targets: list[int], *, steps: int, step_size: float, seed: int,
+    shape: tuple[int, int, int], matrix: np.ndarray, offset: np.ndarray, progress: Callable[[int, int], bool | None] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One group of plain patterns, climbed together: (model inputs float32 (n, H, W, C) at the end
+    and at the start, bool (n,) whether each objective ever had a gradient)."""
+    import tensorflow as tf
+
+    height, width, channels = shape
     rngs = [np.random.default_rng([seed, t]) for t in targets]
     start = np.stack([0.5 + 0.1 * (rng.random((height, width, channels)) - 0.5) for rng in rngs]).astype(np.float32)
     constants = {
@@ -212,7 +280,7 @@ def plain_patterns(
 
     def propose(i: int, k: int) -> np.ndarray:  # smooth random pictures, more contrast, dark or bright ground
         scale = spectrum_scale(height, width)
-        spectrum = tf.constant(wake_proposal(rngs[i], (height, width, channels), k, scale)[np.newaxis])
+        spectrum = tf.constant(wake_proposal(rngs[i], shape, k, scale)[np.newaxis])
         pixels = fourier_pixels(spectrum, tf.constant(scale), np.eye(channels, dtype=np.float32), (height, width))
         return pixels.numpy()[0] @ matrix + offset
 
@@ -222,12 +290,7 @@ def plain_patterns(
     for step in range(steps):
         signal |= step_function(images, constants).numpy()
         tick(progress, step + 1, steps)
-    return finish_patterns(
-        probe, name, targets, objective=objective, method="plain", steps=steps, seed=seed,
-        pixels=pixels_of(images.numpy(), matrix, offset), start_pixels=pixels_of(first, matrix, offset),
-        matrix=matrix, offset=offset, signal=signal, started=started, class_names=class_names,
-        images=_deprocess(images.numpy()),
-    )
+    return images.numpy(), first, signal
 
 
 def _plain_step(probe: Probe, layer: str | None, objective: str) -> Callable:
@@ -318,8 +381,11 @@ def finish_patterns(
     uint8 pictures to show instead of the pixels themselves (the plain method's stretched view).
     """
     inputs = (pixels @ matrix + offset).astype(np.float32)
-    activation = target_activations(probe, layer, targets, inputs, objective=objective)
-    start = target_activations(probe, layer, targets, (start_pixels @ matrix + offset).astype(np.float32), objective=objective)
+    starts = (start_pixels @ matrix + offset).astype(np.float32)
+    group = batch_size(probe, inputs.shape[1:], keep=[layer] if layer else [], requested=len(targets))
+    activation, start = (np.concatenate([
+        target_activations(probe, layer, targets[part], values[part], objective=objective) for part in slices(len(targets), group)
+    ]) for values in (inputs, starts))
     shown = np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8) if images is None else images.copy()
     dead = ~np.asarray(signal, bool)
     shown[dead] = 128  # no pattern exists: grey, never noise

@@ -121,10 +121,28 @@ def keras_builder(config: dict, kind: str) -> Callable[[], Any]:
         if kind == "h5":
             return keras_compat.legacy_model_from_config(plain, custom_objects=custom_objects())
         plain["compile_config"] = None  # as load_model(compile=False)
+        _without_default_compile(plain)
         with keras_compat.object_sharing():
             return keras.saving.deserialize_keras_object(linear_config(plain), custom_objects=custom_objects(), safe_mode=True)
 
     return build
+
+
+def _without_default_compile(config: dict) -> None:
+    """A keras_hub task (``ViTImageClassifier``, ...) compiles itself when it is made, and its
+    optimizer's step counter is a variable with a value, which a dry build cannot make: it is made
+    with ``compile=False`` (what it is compiled with plays no part in its weights)."""
+    import sys
+
+    hub = sys.modules.get("keras_hub")
+    registered = config.get("registered_name")
+    if hub is None or not isinstance(registered, str) or not isinstance(config.get("config"), dict):
+        return
+    import keras
+
+    found = keras.saving.get_registered_object(registered)
+    if isinstance(found, type) and issubclass(found, hub.models.Task):
+        config["config"]["compile"] = False
 
 
 def legacy_builder(config: dict) -> Callable[[], Any]:

@@ -164,7 +164,10 @@ def test_uploaded_keras2_nested_model_opens(app, keras2_files):
     assert "Read as an older Keras 2 file" in text
     at.switch_page("views/why.py").run()
     assert not at.exception and not at.error
+    # the default map is the one the head's last pooling shrinks (the Grad-CAM paper's layer for VGG16), said in words under the choice
     assert at.selectbox(key="cam_layer").value == "vgg16/block5_conv3"
+    assert any("is the last layer before the final pooling: vgg16/block5_pool only shrinks its map to 1 x 1" in c.value.replace("\\", "")
+               for c in at.caption)
 
 
 def test_camera_picture_is_used(app):

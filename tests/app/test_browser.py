@@ -224,7 +224,7 @@ def test_concepts_view_in_a_real_browser(server, tmp_path):
             assert page.locator('[data-testid="stException"]').count() == 0
             assert page.locator('[data-testid="stAlertContentError"]').count() == 0
             assert page.get_by_text("No finding").count() == 1
-            assert page.get_by_text("Taking it out of the images of 'digit 0' lowers the model's score for them by").count() >= 1
+            assert page.get_by_text("Concept 1: removing it lowers the model's score for 'digit 0' by").count() >= 1
             for caption, least in (("Where it is, on average", 150), ("What it is: the", 400)):
                 picture = page.locator('[data-testid="stImage"]').filter(has_text=caption).first.locator("img")
                 picture.scroll_into_view_if_needed()

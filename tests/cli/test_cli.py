@@ -256,3 +256,20 @@ def test_output_folder_commit_failure_restores_what_was_there(tmp_path, monkeypa
         with OutputFolder(tmp_path / "third") as out:
             out.write("../escape.txt", b"no")
     assert not (tmp_path / "third").exists() and not (tmp_path / "escape.txt").exists()
+
+
+def test_filters_in_groups_that_fit_the_memory_make_the_same_patterns(tmp_path, capsys):
+    """With memory for two patterns at a time, four channels are made in two groups: the same patterns
+    (each from its own seed) as all four at once, and the progress runs over both groups."""
+    from actviz.core.batches import pass_bytes
+    from actviz.safety.models import open_model
+
+    each = pass_bytes(open_model().probe, (56, 56, 1), backward=True)
+    common = ["filters", "--layer", "block2_conv1", "--channels", "0", "1", "2", "3", "--steps", "6"]
+    assert main([*common, "--out", str(tmp_path / "all")]) == 0
+    assert main([*common, "--memory", f"{2.5 * each / 1024**2:.6f}", "--out", str(tmp_path / "pairs")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("robust patterns: ")]
+    assert lines[-1].startswith("robust patterns: 12 steps done in ")  # 6 steps for each of two groups
+    together = np.asarray(Image.open(tmp_path / "all" / "patterns_block2_conv1.png"), np.int16)
+    grouped = np.asarray(Image.open(tmp_path / "pairs" / "patterns_block2_conv1.png"), np.int16)
+    assert np.abs(together - grouped).max() <= 2  # the same pictures, to a grey level or two of rounding

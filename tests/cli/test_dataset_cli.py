@@ -166,3 +166,39 @@ def test_ctrl_c_saves_progress_and_resume_finishes_the_same_run(tmp_path, capsys
 
     assert differences(resumed, Summary.load(tmp_path / "fresh" / "summary.npz")) == []
     assert (out / "top_images.csv").read_bytes() == (tmp_path / "fresh" / "top_images.csv").read_bytes()
+
+
+def test_the_memory_option_sizes_the_batches_and_refuses_what_cannot_fit(data, tmp_path, capsys):
+    from actviz.core.probe import Probe
+    from actviz.dataset.plan import image_bytes
+
+    import keras
+
+    each = image_bytes(Probe(keras.saving.load_model(data / "colours.keras")), (12, 12, 3))
+    megabytes = 3 * each / 1024**2
+    assert main(_args(data, tmp_path / "small", "--memory", f"{megabytes:.6f}", "--sheet-channels", "0")) == 0
+    assert Summary.load(tmp_path / "small" / "summary.npz").meta["batch_size"] == 3
+    assert main(_args(data, tmp_path / "whole", "--sheet-channels", "0")) == 0
+    from actviz.dataset.summary import differences
+
+    assert differences(Summary.load(tmp_path / "small" / "summary.npz"), Summary.load(tmp_path / "whole" / "summary.npz")) == []
+    capsys.readouterr()
+    assert main(_args(data, tmp_path / "never", "--memory", f"{each / 2 / 1024**2:.6f}")) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "12 x 12 pixels" in error[0] and "this run may use" in error[0]
+    assert not (tmp_path / "never").exists()
+
+
+def test_the_progress_of_a_pass_ends_in_one_line_when_stderr_is_not_a_terminal(data, tmp_path, capsys):
+    assert main(_args(data, tmp_path / "out", "--sheet-channels", "0")) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("images: ")]
+    assert len(lines) == 1 and lines[0].startswith("images: 24 images done in ") and "estimated" in lines[0]
+
+
+def test_a_pass_in_bfloat16_says_so_in_its_summary(data, tmp_path, monkeypatch):
+    from actviz.core import precision
+
+    monkeypatch.setattr(precision, "supports_bfloat16", lambda: True)  # the twin runs (emulated) on any processor
+    assert main(_args(data, tmp_path / "fast", "--precision", "bfloat16", "--sheet-channels", "0")) == 0
+    summary = Summary.load(tmp_path / "fast" / "summary.npz")
+    assert any("bfloat16" in note for note in summary.meta["notes"]) and summary.count == 24

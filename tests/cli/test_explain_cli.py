@@ -22,7 +22,7 @@ def test_method_table_grouped_by_family():
     assert [row["name"] for row in rows] == list(METHOD_NAMES)
     assert METHOD_NAMES == (
         "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "ablationcam", "eigencam",
-        "saliency", "smoothgrad", "integrated-gradients", "gradient-x-input", "occlusion",
+        "saliency", "smoothgrad", "integrated-gradients", "gradient-x-input", "occlusion", "rollout",
     )
     families = [row["family"] for row in rows]
     assert families == sorted(families, key=list(FAMILIES).index)  # grouped, families in menu order
@@ -70,7 +70,7 @@ def test_explain_command_pixel_methods(tmp_path):
 @pytest.mark.parametrize("arguments, words", [
     (["--method", "guided-backprop"], "Unknown explanation method 'guided-backprop'"),
     (["--method", "gradcam", "--class", "10"], "the model has 10 classes"),
-    (["--method", "gradcam", "--layer", "block1_pool"], "only convolution layers qualify"),
+    (["--method", "gradcam", "--layer", "gap"], "only layers with an image-like output (height x width x channels) qualify"),
     (["--method", "saliency", "--layer", "block1_conv1"], "explains the input pixels, not a layer"),
     (["--method", "gradcam", "--steps", "4"], "Grad-CAM has no setting 'steps'"),
     (["--method", "scorecam", "--channels", "0"], "1 to 64 channels"),
@@ -122,3 +122,49 @@ def test_explain_flags_come_from_the_registry_with_their_words():
     }
     assert all(flags[name].default is None for name in ("channels", "samples", "noise", "steps", "baseline", "patch", "stride", "fill"))
     assert commands.choices["gradcam"]._option_string_actions["--method"].choices == ["gradcam", "gradcam++"]
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal shows it."""
+
+    def isatty(self):
+        return True
+
+
+def test_checks_show_progress_on_a_terminal_and_one_line_elsewhere(tmp_path, capsys, monkeypatch):
+    """The checks say beforehand how long they will take and how many randomised depths they run; on
+    a terminal a bar with the time left moves from the start ("compiling ..." before the first step),
+    elsewhere one line says what was done once they finish."""
+    import re
+    import sys
+
+    args = ["explain", "--image", SAMPLE, "--method", "integrated-gradients", "--steps", "8", "--checks", "--curve-steps", "4"]
+    assert main([*args, "--out", str(tmp_path / "file")]) == 0
+    said = capsys.readouterr()
+    assert re.search(r"checks: (about \d+ seconds|under a second) here \(curves of 4 steps; model randomisation at (\d+) of the "
+                     r"model's (\d+) depths", said.out)
+    lines = [line for line in said.err.splitlines() if line.startswith("checks: ")]
+    assert len(lines) == 1 and re.fullmatch(r"checks: done in [\d.]+ s; estimated .+ beforehand", lines[0])
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main([*args, "--out", str(tmp_path / "terminal")]) == 0
+    shown = terminal.getvalue().split("\r")
+    assert any(line.startswith("checks (compiling ...)") and "left, estimated" in line for line in shown)
+    assert any(re.match(r"checks: +\d+%\|.*\| \[\d\d:\d\d<\d\d:\d\d", line) for line in shown)  # time left, at the pace measured
+    assert any(line.startswith("Integrated Gradients") for line in shown)
+    figures = json.loads((tmp_path / "terminal" / "checks.json").read_text())
+    depths = int(re.search(r"at (\d+) of", said.out).group(1))
+    assert len(figures["randomisation_rank_correlation"]) == depths
+
+
+def test_explain_in_bfloat16_and_a_memory_too_small_for_one_image(tmp_path, capsys):
+    assert main(["explain", "--image", SAMPLE, "--out", str(tmp_path / "fast"), "--method", "saliency", "--precision", "bfloat16"]) == 0
+    plain = tmp_path / "plain"
+    assert main(["explain", "--image", SAMPLE, "--out", str(plain), "--method", "saliency"]) == 0
+    fast, exact = np.load(tmp_path / "fast" / "map.npy"), np.load(plain / "map.npy")
+    assert np.corrcoef(fast.ravel(), exact.ravel())[0, 1] > 0.95  # the same map, to bfloat16's digits
+    capsys.readouterr()
+    assert main(["explain", "--image", SAMPLE, "--out", str(tmp_path / "never"), "--method", "smoothgrad", "--memory", "0.01"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "this job may use" in error[0] and "Nothing was run" in error[0]
+    assert not (tmp_path / "never").exists()

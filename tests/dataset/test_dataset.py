@@ -285,6 +285,42 @@ def test_batch_size_does_not_change_the_summary(colours, full):
     assert differences(other, full) == []
 
 
+def _with_budget(opened, max_bytes):
+    """The same open model with a probe of its own that may use ``max_bytes`` (the shared probe is left as it is)."""
+    from actviz.core.probe import Probe
+    from actviz.safety.models import OpenModel
+
+    return OpenModel(opened.loaded, Probe(opened.model, max_bytes=max_bytes), opened.class_names)
+
+
+def test_batches_are_sized_from_the_memory_the_run_may_use(colours, full):
+    """A budget that holds two images gives batches of two, and the same summary; the batch is never
+    larger than the images to do."""
+    from actviz.dataset.plan import make_plan
+
+    opened = colours["model"]
+    each = make_plan(opened.probe, colours["source"], class_names=CLASSES, gradcam=True, preprocessing="rescale").image_bytes
+    assert each > 0
+    small = _with_budget(opened, 2 * each + each // 2)
+    summary = summarize(small, colours["source"], class_names=CLASSES, top_k=5, preprocessing="rescale", gradcam=True)
+    assert summary.meta["batch_size"] == 2
+    assert differences(summary, full) == []
+    three = summarize(opened, colours["source"], indices=[4, 9, 30], class_names=CLASSES, top_k=5, preprocessing="rescale")
+    assert three.meta["batch_size"] == 3 and three.count == 3
+
+
+def test_a_run_that_cannot_fit_one_image_is_refused_before_any_work(colours):
+    from actviz.errors import BudgetError
+
+    opened = colours["model"]
+    calls = []
+    with pytest.raises(BudgetError) as caught:
+        summarize(_with_budget(opened, 1000), colours["source"], class_names=CLASSES, progress=lambda done, total: calls.append(done))
+    words = str(caught.value)
+    assert "12 x 12 pixels" in words and "this run may use" in words and "Nothing was run" in words
+    assert calls == []  # not a single image was read or run
+
+
 def _half(model_path: str, root: str, part: int) -> bytes:
     source = open_source(Path(root) / "data")
     chunk = np.array_split(np.arange(len(source)), 2)[part]

@@ -361,7 +361,7 @@ def test_check_model_accepts_the_model_the_summary_was_made_with(demo):
     (dict(classes=("a", "b", "c")), "This summary has 3 classes, but the model open answers with 10"),
     (dict(image_shape=(32, 32, 1)), "made with images of 32 x 32 pixels (1 colour channel(s)); the model open takes images of 56 x 56 pixels"),
     (dict(image_shape=(56, 56, 3)), "(3 colour channel(s))"),
-    (dict(cam_layer="block1_pool", cam_shape=(28, 28)), "heat maps come from the layer 'block1_pool', which is not a convolution layer"),
+    (dict(cam_layer="gap", cam_shape=(28, 28)), "shows the layer 'gap', which the model open does not have"),
     (dict(cam_layer="nope"), "shows the layer 'nope'"),
     (dict(cam_shape=(3, 3)), "the layer 'block3_conv2' gives a grid of 3 x 3, but in the model open it gives 14 x 14"),
 ])

@@ -279,13 +279,14 @@ def test_sequential_without_input_and_mistakes(keras2_files, flat_model, rng):
 
     probe = Probe(load_model(keras2_files["seq_input_shape"]).model)
     x = rng.random((1, 12, 10, 1), dtype=np.float32)
-    for method in CAMS:
+    for method in CAMS:  # by default, the map the pooling read by the Flatten layer shrinks: c1
         result = explain(probe, x, method=method)
-        assert result.layer == "c1" and result.raw.shape == (1, 10, 8)
+        assert result.layer == "c1" and result.raw.shape == (1, 10, 8) and "before the final pooling: p1 only shrinks" in result.layer_reason
     flat = Probe(flat_model)
     batch = rng.random((1, 8, 8, 3), dtype=np.float32)
-    with pytest.raises(LayerNotFoundError, match="only convolution layers qualify"):
-        explain(flat, batch, method="gradcam", layer="pool_1")
+    assert explain(flat, batch, method="gradcam", layer="pool_1").raw.shape == (1, 4, 4)  # any map that leads to the answer
+    with pytest.raises(LayerNotFoundError, match="'gap' \\(GlobalAveragePooling2D, output \\(20\\)\\) cannot be used here"):
+        explain(flat, batch, method="gradcam", layer="gap")
     with pytest.raises(ClassNotFoundError, match="numbered 0 to 2"):
         explain(flat, batch, method="ablationcam", class_index=3)
     with pytest.raises(ChoiceError, match="explains the input pixels, not a layer"):

@@ -56,7 +56,7 @@ def keras_io_grad_cam(keras, model, layer_name, x, class_index):
 def test_grad_cam_agrees_with_keras_io_recipe(keras, flat_model, rng):
     x = rng.random((1, 8, 8, 3), dtype=np.float32)
     probe = Probe(flat_model)
-    assert probe.table.last_convolution().name == "conv_2"
+    assert probe.table.default_cam_layer()[0].name == "conv_2"  # what the global pooling reads
     for class_index in range(3):
         ours = explain(probe, x, method="gradcam", class_index=class_index)
         theirs = keras_io_grad_cam(keras, flat_model, "conv_2", x, class_index)
@@ -71,7 +71,7 @@ def test_nested_model_matches_its_flat_equivalent(keras, nested_model, nested_ba
     for method in ("gradcam", "gradcam++"):
         nested = explain(Probe(nested_model), batch, method=method)
         plain = explain(Probe(flat), batch, method=method)
-        assert nested.layer == "vgg_base/block2_conv2" and plain.layer == "block2_conv2"
+        assert nested.layer == "vgg_base/block2_conv2" and plain.layer == "block2_conv2"  # the map the last pooling shrinks
         np.testing.assert_allclose(nested.heatmap, plain.heatmap, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(nested.weights, plain.weights, rtol=1e-4, atol=1e-7)
 
