@@ -16,7 +16,7 @@ does not import TensorFlow (that happens when a model is first loaded).
 ``actviz.explainers`` (their ``explain`` takes a ``Probe`` and a preprocessed batch).
 """
 
-__version__ = "0.3.0"
+from .version import __version__
 
 from .api import activations, explain, feature_patterns, grad_cam
 from .dataset import Source, Summary, open_source, summarize

@@ -211,7 +211,7 @@ def version_message(name: str, purpose: str) -> str:
     """Plain words for a Keras that lacks ``name``, which actviz uses for ``purpose``."""
     import keras
 
-    from . import __version__
+    from .version import __version__
 
     actviz_minor = ".".join(__version__.split(".")[:2])
     return (

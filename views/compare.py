@@ -1,5 +1,6 @@
 """Compare two images: one layer for the sidebar's image and a second one, on one colour scale,
-their difference, both answers, and the channels ranked by how differently they respond."""
+their difference, both answers, and a list of the channels that respond most differently, any of
+them up close in both images."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from actviz.core.predictions import class_probabilities
 from actviz.draw.compare import channel_pair, compare_maps
 from actviz.draw.figures import screen_image
 from actviz.draw.grids import png_bytes
+from actviz.draw.rounding import for_people
+from actviz.draw.stats import layer_titles
 from actviz.errors import ActvizError
 from actviz.safety.loading import file_digest
 from views.common import DISPLAY_WIDTH, IMAGE_TYPES, Context, context, forward_pass, load_image, md
@@ -38,7 +41,8 @@ def show(context: Context) -> None:
     if second is None:
         return
     other_name, other_bytes = second
-    layer = st.selectbox("Layer", list(context.result.maps), key="compare_layer")
+    layer = st.selectbox("Layer", list(context.result.maps), key="compare_layer",
+                         format_func=layer_titles(list(context.stats.values()), table=context.opened.probe.table).get)
     other_digest = file_digest(other_bytes)
     try:
         other_pixels, other_batch = load_image(other_digest, context.choice.key, context.scaling, other_bytes, context.opened)
@@ -66,10 +70,13 @@ def show(context: Context) -> None:
         column.image(png_bytes(grid), width="content")
     st.markdown("**Difference** (first minus second; white: the same, red: stronger for the first image, blue: for the second)")
     st.image(png_bytes(comparison.difference), width="content")
-    st.markdown("**Channels that respond most differently** (how far apart, in standard deviations of that channel)")
+    st.markdown("**Channels that respond most differently**")
+    st.caption("How far apart: 0 means the channel answers both images alike; 1 means its answers differ as much as its "
+               "values spread over the two images (one standard deviation), more is a stronger difference.")
+    st.dataframe(comparison.rows(top=10), hide_index=True, width="content")
     channel = st.selectbox(
         "Look at one channel in both images", [int(c) for c in comparison.ranking], key=f"compare_channel_{layer}",
-        format_func=lambda c: f"channel {c}: {comparison.scores[c]:.2f} apart",
+        format_func=lambda c: f"channel {c}: {for_people(comparison.scores[c])} apart",
     )
     left, right = st.columns(2)
     for column, picture in zip((left, right), channel_pair(first_map, second_map, channel, cmap=context.cmap)):

@@ -24,10 +24,23 @@ from actviz.dataset.views import (
     overview, spread_subset, top_images,
 )
 from actviz.draw.export import zip_bytes
+from actviz.draw.rounding import for_people
 from actviz.errors import ChoiceError
 from actviz.safety.loading import file_digest
 from actviz.serve.worker import START_SECONDS, summarize_apart
 from views.common import Context, context, followed_link, go_to, md, run_job, server, setting
+
+
+#: The channel table's columns in plain words, each with the technical name and what it means.
+CHANNEL_COLUMNS = {
+    "selectivity": st.column_config.TextColumn(
+        "tells classes apart", help="Selectivity, from 0 (the channel responds the same to every class) to 1 (its response "
+                                    "alone tells the classes apart)."),
+    "most for": st.column_config.TextColumn("most for", help="The class the channel responds to most, compared with the others."),
+    "average": st.column_config.TextColumn("average", help="Its average response over all the images."),
+    "active on": st.column_config.TextColumn("responds on", help="Active on: the share of the images on which the channel responds at all."),
+    "highest": st.column_config.TextColumn("highest", help="Its strongest response on any image."),
+}
 
 
 def open_link() -> None:
@@ -230,15 +243,17 @@ def _dataset_channels(context: Context, summary: Summary, source: Source | None)
     order = st.radio("Rank channels by", list(orders), format_func=orders.get, key="dataset_order", horizontal=True)
     rows = channel_ranking(summary, layer, order=order)
     st.dataframe([{
-        "channel": r["channel"], "selectivity": r["selectivity"], "most for": r["selective_for"], "average": r["mean"],
-        "active on": f"{r['active_fraction']:.0%}", "highest": r["peak"], "dead": "dead" if r["dead"] else "",
-    } for r in rows], hide_index=True, height=240)
+        "channel": r["channel"], "selectivity": None if r["selectivity"] is None else for_people(r["selectivity"]),
+        "most for": r["selective_for"], "average": for_people(r["mean"]), "active on": f"{r['active_fraction']:.0%}",
+        "highest": for_people(r["peak"]), "dead": "dead" if r["dead"] else "",
+    } for r in rows], hide_index=True, height=240, column_config=CHANNEL_COLUMNS)
     ranked = [r["channel"] for r in rows]
     words = {r["channel"]: r for r in rows}
     channel = st.selectbox(
         "Channel", ranked, key=f"dataset_channel_{layer}",
-        format_func=lambda c: f"channel {c}" + (f" (selectivity {words[c]['selectivity']:.2f}, most for {words[c]['selective_for']})"
-                                                 if words[c]["selectivity"] is not None and words[c]["selective_for"] else ""),
+        format_func=lambda c: f"channel {c}" + (
+            f" (tells the classes apart: {for_people(words[c]['selectivity'])} of 1, most for {words[c]['selective_for']})"
+            if words[c]["selectivity"] is not None and words[c]["selective_for"] else ""),
     )
     if layer in context.result.maps and st.button("Show this channel on the image chosen in the sidebar", key="dataset_to_channel"):
         go_to("views/one_channel.py", layer=layer, channel=channel)
@@ -266,7 +281,7 @@ def _dataset_heatmaps(context: Context, summary: Summary, source: Source | None)
     if not classes:
         st.info("This summary was made without Grad-CAM. Run it again with 'Also where the model looks' switched on.")
     else:
-        columns = st.columns(min(5, len(classes)))
+        columns = st.columns(5)  # five even for two classes: a mean heat map is not stretched over the page
         for n, entry in enumerate(classes):
             columns[n % len(columns)].image(entry["picture"], caption=md(entry["caption"]), width="stretch")
     rows = confusion_rows(summary)

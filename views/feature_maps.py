@@ -1,5 +1,7 @@
-"""Feature maps: one grid per layer chosen in the sidebar, each with its full-resolution PNG, and all
-of them as a ZIP or the raw activations as .npz (computed when clicked)."""
+"""Feature maps: one grid per layer chosen in the sidebar, titled in plain words with the technical
+line under it; a large layer shows its most active channels first and the rest on request. Each
+grid has its full-resolution PNG, and all of them come as a ZIP or the raw activations as .npz
+(computed when clicked)."""
 
 from __future__ import annotations
 
@@ -8,17 +10,18 @@ from typing import Callable
 import streamlit as st
 
 from actviz.draw.export import export_bundle, zip_bytes
-from actviz.draw.grids import feature_grid, png_bytes
-from actviz.draw.stats import layer_caption
+from actviz.draw.grids import feature_grid, png_bytes, screen_channels
+from actviz.draw.stats import first_screen_words, layer_caption, layer_titles, most_active_rows, technical_line
 from actviz.text import file_name
 from views.common import DISPLAY_WIDTH, Context, context, md, shown
 
 
-def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: str, activation) -> bytes:
+def grid_for_screen(key: tuple, layer: str, per_row: int, cmap: str, contrast: str, activation, only: tuple | None = None) -> bytes:
     """A layer's grid sized for a screen, as PNG bytes (palette PNG: small and quick);
-    ``activation``: float32 (H, W, C), the layer's maps for the image."""
-    return shown(("grid", key, layer, per_row, cmap, contrast), lambda: png_bytes(
-        feature_grid(activation, per_row=per_row, cmap=cmap, contrast=contrast, display_width=DISPLAY_WIDTH)))
+    ``activation``: float32 (H, W, C), the layer's maps for the image; ``only``: the channels to
+    draw, in that order (None: every channel, in channel order)."""
+    return shown(("grid", key, layer, per_row, cmap, contrast, only), lambda: png_bytes(
+        feature_grid(activation, per_row=per_row, cmap=cmap, contrast=contrast, display_width=DISPLAY_WIDTH, only=only)))
 
 
 def deferred_bundle(context: Context, names: list[str], *, pick: str | None = None, npz: bool = False) -> Callable[[], bytes]:
@@ -39,6 +42,30 @@ def deferred_bundle(context: Context, names: list[str], *, pick: str | None = No
     return build
 
 
+def layer_grid(context: Context, name: str, *, title: str, position: int, count: int) -> None:
+    """One layer: its plain title, its technical line and what to notice, then its grid (a large
+    layer's most active channels first, every channel on request) and its download."""
+    info = context.opened.probe.layer(name)
+    numbers = context.stats[name]
+    unit = info.unit_words
+    st.markdown(f"##### {md(title)}")
+    st.caption(f"{md(technical_line(numbers, info.type))}  \n{md(layer_caption(position - 1, count, numbers))}")
+    activation = context.result.maps[name][0]
+    first = screen_channels(numbers.shape, per_row=context.per_row, display_width=DISPLAY_WIDTH)
+    grid = st.container()  # drawn above the switch that chooses what it shows, as "show more" reads
+    only = None
+    if first < numbers.channels and not st.toggle(f"Show all {numbers.channels:,} {unit}", key=f"all_channels_{name}"):
+        only = tuple(numbers.channels_by_activity()[:first])
+        grid.caption(md(first_screen_words(numbers, first, unit=unit)))
+        with grid.expander("Which channel is which"):
+            st.dataframe(most_active_rows(numbers, first), hide_index=True, width="content", height=240)
+    grid.image(grid_for_screen(context.key, name, context.per_row, context.cmap, context.contrast, activation, only), width="content")
+    st.download_button(
+        "Download this grid at full resolution (PNG)", key=f"png_{name}", on_click="ignore", mime="image/png",
+        file_name=f"{file_name(name)}.png", data=deferred_bundle(context, [name], pick=".png"),
+    )
+
+
 def show(context: Context) -> None:
     st.caption(
         "A **feature map** is what one layer of the network makes of the image. Each small picture below is one "
@@ -48,19 +75,9 @@ def show(context: Context) -> None:
     if not context.selected:
         st.info("Choose one or more layers in the sidebar.")
         return
-    order = list(context.result.maps)
+    order, plain = list(context.result.maps), layer_titles(list(context.stats.values()), table=context.opened.probe.table)
     for name in context.selected:
-        info = context.opened.probe.layer(name)
-        numbers = context.stats[name]
-        height, width, channels = numbers.shape
-        st.markdown(f"##### {md(name)} · {md(info.type)} · {height} x {width} x {channels} · {len(numbers.blank)} of {channels} channels blank")
-        st.caption(layer_caption(order.index(name), len(order), numbers))
-        st.image(grid_for_screen(context.key, name, context.per_row, context.cmap, context.contrast, context.result.maps[name][0]),
-                 width="content")
-        st.download_button(
-            "Download this grid at full resolution (PNG)", key=f"png_{name}", on_click="ignore", mime="image/png",
-            file_name=f"{file_name(name)}.png", data=deferred_bundle(context, [name], pick=".png"),
-        )
+        layer_grid(context, name, title=plain[name], position=order.index(name) + 1, count=len(order))
     left, right = st.columns(2)
     left.download_button(
         "All grids and statistics (ZIP)", data=deferred_bundle(context, order),

@@ -77,6 +77,7 @@ def show(context: Context) -> None:
         patterns = run_job("Making the pictures", lambda report: server().patterns.get(wanted, lambda: find_patterns(
             probe, layer, targets, method=method, objective=objective, steps=steps, preprocessing=context.scaling,
             class_names=context.class_names, progress=report)), key="patterns", estimate=seconds)
+        st.rerun()  # draw the pictures without the finished job's buttons (Stop)
     if patterns is None:
         if targets:
             st.info(f"Press the button to make the pictures: {duration_words(seconds)} on this server. "
@@ -84,7 +85,7 @@ def show(context: Context) -> None:
         return
     captions = patterns.captions()
     held = held_summary(context)
-    columns = st.columns(min(4, len(patterns)))
+    columns = st.columns(4)  # four even when fewer pictures: one picture is not stretched over the page
     for index in range(len(patterns)):
         column = columns[index % len(columns)]
         if patterns.dead[index]:

@@ -29,7 +29,7 @@ def images_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--images", help="a folder of images (one subfolder per class), a .csv list (path[,label]) or a .zip of a folder; default: the bundled demo digits")
     sub.add_argument("--class", dest="class_choice", metavar="CLASS", required=True, help="the class: its number or its name (the model's class names or the data set's class folders)")
     sub.add_argument("--out", required=True, help="folder to write into (created if needed)")
-    sub.add_argument("--layer", help="layer name or number (default: concepts: the layer before global pooling; tcav: the convolution before the last)")
+    sub.add_argument("--layer", help="layer name or number (default: concepts: the layer of class activation maps, the last map before global pooling; tcav: the convolution before the last)")
     sub.add_argument("--labels", choices=["folders", "none"], default="folders", help="class labels from subfolder names (default) or none (then the class's images are those the model answers it for)")
 
 

@@ -27,8 +27,9 @@ from ..errors import LayerNotFoundError
 from .classes import class_score
 
 def default_layer(probe: Any) -> str:
-    """The name of the layer that feeds the network's global pooling (or ``Flatten``): the layer
-    class activation maps default to (``LayerTable.default_cam_layer``)."""
+    """The name of the layer class activation maps default to (``LayerTable.default_cam_layer``):
+    the map the network's global pooling (or ``Flatten``) reads, or the map a last pooling before
+    it shrinks (VGG's block5_conv3: the same evidence in more detail)."""
     return probe.table.default_cam_layer()[0].name
 
 

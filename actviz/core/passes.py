@@ -145,13 +145,16 @@ def flops(probe: Probe, shape: Sequence[int], *, after: str | None = None, upto:
 def pass_seconds(probe: Probe, shape: Sequence[int], *, stacked: bool = True) -> float:
     """Seconds one input of ``shape`` (H, W, C) takes in a compiled class-score pass on this machine:
     in stacks of ``TIMED_STACK`` (as far as the memory allows), or alone (``stacked=False``).
-    Measured once per probe, size and way (the first call compiles the pass, then one is timed)."""
+    Measured once per probe, size and way: the pass is compiled for one input and for the stack
+    (the second size traces again, into the graph for any stack), then the stack is timed."""
     from .batches import batch_size
 
     def measure() -> float:
         count = batch_size(probe, shape, requested=TIMED_STACK) if stacked else 1
         inputs = np.random.default_rng(0).random((count, *shape), dtype=np.float32)
-        class_logits(probe, inputs[:1])  # compiles the pass (reduce_retracing: one graph for any stack)
+        class_logits(probe, inputs[:1])
+        if count > 1:
+            class_logits(probe, inputs)  # not timed: a second size traces once more
         start = time.perf_counter()
         class_logits(probe, inputs)
         return (time.perf_counter() - start) / count

@@ -180,9 +180,7 @@ def connect(ray: Any, address: str | None) -> bool:
         return False
     import logging
 
-    import actviz
-
-    runtime_env = {"py_modules": [str(Path(actviz.__file__).parent)]}
+    runtime_env = {"py_modules": [str(Path(__file__).resolve().parents[1])]}  # the actviz package folder, for the workers
     try:
         ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, logging_level=logging.ERROR,
                  log_to_driver=False, configure_logging=False)

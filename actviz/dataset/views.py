@@ -17,6 +17,7 @@ from ..errors import ChannelNotFoundError, ImageError
 from ..draw.figures import overlay
 from ..draw.resample import enlarge
 from ..inputs.preprocessing import preprocess
+from ..draw.rounding import for_people
 from .report import crop_tile, heatmap_picture
 from .sources import Source, open_source
 from .summary import Summary
@@ -28,10 +29,10 @@ CAPTIONS = {
         "each number and picture sums up all of them."
     ),
     "channels": (
-        "Each channel (filter) of a layer responds to some pattern. Selectivity says how much the channel's response "
-        "depends on the class of the image: 0 means it responds the same to every class, 1 means its response alone "
-        "tells the classes apart. 'Most for' is the class it responds to most, compared with the others. Active on: "
-        "the share of images on which the channel responds at all."
+        "Each channel (filter) of a layer responds to some pattern. 'Tells classes apart' (its selectivity) says how "
+        "much the channel's response depends on the class of the image: 0 means it responds the same to every class, "
+        "1 means its response alone tells the classes apart. 'Most for' is the class it responds to most, compared with "
+        "the others. 'Responds on': the share of images on which the channel responds at all."
     ),
     "top_images": (
         "The images from the data set that make this channel respond most, strongest first. The coloured picture "
@@ -180,7 +181,7 @@ def top_images(summary: Summary, source: Source, layer: str, channel: int, *, pr
             "label": label, "predicted": predicted, "confidence": confidence,
             "picture": _outlined(image, box, zoom), "activation": overlay(_enlarged(image, zoom), np.clip(values / scale, 0, 1), opacity=0.6),
             "crop": crop_tile(image, box, tile=size), "box": box,
-            "caption": f"#{rank + 1}: {summary.image_name(index)}, peak {part.top.value[rank, channel]:.3g} at row {y}, column {x}"
+            "caption": f"#{rank + 1}: {summary.image_name(index)}, peak {for_people(part.top.value[rank, channel])} at row {y}, column {x}"
                        + (f" (a {label})" if label else ""),
         })
     return rows

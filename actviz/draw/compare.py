@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ImageError
 from .grids import FeatureGrid, feature_grid
+from .rounding import for_people
 from .stats import channel_moments
 
 
@@ -18,7 +19,9 @@ class Comparison:
 
     ``difference``: A minus B per channel, on a diverging scale centred at 0;
     ``scores``: float64 (C,), mean |A - B| in units of the channel's standard
-    deviation over both images; ``ranking``: channels by score, highest first.
+    deviation over both images; ``ranking``: channels by score, highest first;
+    ``leaning``: float64 (C,), mean A - B, whose sign says which image the channel
+    responds to more.
     """
 
     grid_a: FeatureGrid
@@ -26,6 +29,16 @@ class Comparison:
     difference: FeatureGrid
     scores: np.ndarray
     ranking: np.ndarray
+    leaning: np.ndarray
+
+    def rows(self, top: int = 10) -> list[dict]:
+        """The ``top`` channels that respond most differently, for people: "channel", "how far
+        apart" (the score, rounded: 0 the same, 1 as far apart as the channel's values spread over
+        both images) and "responds more to" ("the first image", "the second image" or "both alike").
+        """
+        sides = {1: "the first image", -1: "the second image", 0: "both alike"}
+        return [{"channel": int(c), "how far apart": for_people(self.scores[c]), "responds more to": sides[int(np.sign(self.leaning[c]))]}
+                for c in self.ranking[:top]]
 
 
 def compare_maps(
@@ -52,7 +65,8 @@ def compare_maps(
     scores = np.abs(delta).mean(axis=(0, 1), dtype=np.float64) / spread
     diff_per_row, diff_width = difference_layout or (per_row, display_width)
     difference = feature_grid(delta, per_row=diff_per_row, cmap="coolwarm", display_width=diff_width, moments=_centred(delta))
-    return Comparison(grid_a, grid_b, difference, scores, np.argsort(-scores, kind="stable"))
+    leaning = delta.mean(axis=(0, 1), dtype=np.float64)
+    return Comparison(grid_a, grid_b, difference, scores, np.argsort(-scores, kind="stable"), leaning)
 
 
 def _centred(delta: np.ndarray):

@@ -1,6 +1,6 @@
 """Pictures for people: one channel large with a colour bar (numpy and Pillow, a few
 milliseconds), a chart across the depth of the network (matplotlib, Agg backend), a heat map
-over an image, and small images tiled in rows. Arrays in, uint8 arrays or PNG bytes out."""
+or one channel over an image, and small images tiled in rows. Arrays in, uint8 arrays or PNG bytes out."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import numpy as np
 
 from .resample import enlarge, resize_centred
+from .rounding import for_people
 from .stats import LayerStats
 
 
@@ -64,7 +65,7 @@ def channel_picture(
     for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = top + round((height - 1) * (1 - fraction))
         draw.line([(width + 30, y), (width + 35, y)], fill="black")
-        draw.text((width + 38, y), f"{low + fraction * span:.3g}", fill="black", font=font, anchor="lm")
+        draw.text((width + 38, y), for_people(low + fraction * span), fill="black", font=font, anchor="lm")
     return np.asarray(canvas)
 
 
@@ -87,20 +88,38 @@ def depth_chart(stats: list[LayerStats]) -> bytes:
     return _png(figure)
 
 
-def overlay(pixels: np.ndarray, heatmap: np.ndarray, *, opacity: float = 0.45, cmap: str = "jet") -> np.ndarray:
+def overlay(pixels: np.ndarray, heatmap: np.ndarray, *, opacity: float = 0.45, cmap: str = "jet", by_value: bool = False) -> np.ndarray:
     """The heatmap over the image: uint8 (H, W, 1|3) + float (h, w) in 0..1 -> uint8 (H, W, 3).
 
     The map is resized with its cells' centres over the middle of the image blocks they stand
-    for (``resample.resize_centred``).
+    for (``resample.resize_centred``). ``by_value``: each pixel's opacity is ``opacity`` times
+    the map there, so the image shows plainly where the map is 0.
     """
     from .grids import palette
 
     base = np.asarray(pixels, dtype=np.float32)
     if base.shape[-1] == 1:
         base = np.repeat(base, 3, axis=-1)
-    levels = (resize_centred(heatmap, base.shape[:2]).clip(0, 1) * 255 + 0.5).astype(np.uint8)
+    heat = resize_centred(heatmap, base.shape[:2]).clip(0, 1)
+    levels = (heat * 255 + 0.5).astype(np.uint8)
     colours = palette(cmap, separator=tuple(int(v) for v in _top_colour(cmap)))[levels].astype(np.float32)
-    return (base * (1 - opacity) + colours * opacity + 0.5).clip(0, 255).astype(np.uint8)
+    alpha = (opacity * heat.astype(np.float32))[:, :, None] if by_value else opacity
+    return (base * (1 - alpha) + colours * alpha + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def channel_overlay(pixels: np.ndarray, channel: np.ndarray, *, cmap: str = "viridis", opacity: float = 0.8, size: int = 448) -> np.ndarray:
+    """One channel laid over the image, to see where on it the filter responds: uint8 (H, W, 1|3)
+    + float (h, w) -> uint8 (H*z, W*z, 3), z the whole factor that brings the image's longer side
+    to about ``size`` pixels (at least 1; each pixel a block, as in ``channel_picture``).
+
+    The channel is stretched from its lowest value (the image shows plainly) to its highest (the
+    colour map's top colour at ``opacity``); a flat channel leaves the image as it is.
+    """
+    values = np.asarray(channel, dtype=np.float32)
+    low, high = float(values.min()), float(values.max())
+    heat = np.zeros(values.shape, np.float32) if high <= low else (values - low) / (high - low)
+    picture = overlay(pixels, heat, opacity=opacity, cmap=cmap, by_value=True)
+    return enlarge(picture, max(1, size // max(picture.shape[:2])))
 
 
 def _top_colour(cmap: str) -> np.ndarray:

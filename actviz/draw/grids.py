@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -30,6 +31,9 @@ CONTRASTS = {
 }
 #: Palette index of the separator lines between tiles (data then uses levels 0..254).
 SEPARATOR = 255
+#: Height in pixels of the part of a large grid shown first (a first screen on a projector, under
+#: the header): the rest of the layer's channels on request.
+SCREEN_HEIGHT = 480
 #: zlib's strategy for the PNGs (Z_RLE): runs of one level only. On the 17 grids of VGG16 at 300 x
 #: 300 it took half the time of the default strategy at level 1 for the same bytes (0.60 s against
 #: 1.23 s, 14.7 MB against 14.6 MB); on the demo's grids it was smaller too.
@@ -153,6 +157,26 @@ def display_factors(tile_width: int, cols: int, *, gap: int, width: int, largest
     return 1, max(1, min(width // full, largest_tile // max(tile_width, 1)))
 
 
+def screen_channels(shape: tuple, *, per_row: int, display_width: int, gap: int = 1, height: int = SCREEN_HEIGHT) -> int:
+    """How many channels of a feature map of ``shape`` (H, W, C) a first screen shows: the full rows
+    of tiles (as ``feature_grid`` sizes them for ``display_width``) that fit in ``height`` pixels, at
+    least two; every channel when the whole grid is at most one and a half times that high.
+
+    >>> screen_channels((18, 18, 512), per_row=16, display_width=1200)   # VGG16's block5_conv3: 8 rows of 16
+    128
+    >>> screen_channels((14, 14, 64), per_row=16, display_width=1200)    # the demo's deepest layer: it fits
+    64
+    """
+    tile_height, tile_width, channels = shape
+    cols = max(1, min(per_row, channels))
+    factor, zoom = display_factors(tile_width, cols, gap=gap, width=display_width)
+    shown_height = tile_height // factor if tile_height >= factor and tile_width >= factor else tile_height  # as resample.shrink
+    row_height = shown_height * zoom + gap
+    if math.ceil(channels / cols) * row_height <= 1.5 * height:
+        return channels
+    return min(channels, cols * max(2, height // row_height))
+
+
 def feature_grid(
     activation: np.ndarray,
     *,
@@ -162,19 +186,26 @@ def feature_grid(
     gap: int = 1,
     display_width: int | None = None,
     moments: ChannelMoments | None = None,
+    only: Sequence[int] | None = None,
 ) -> FeatureGrid:
-    """Draw every channel of a feature map as one grid.
+    """Draw every channel of a feature map as one grid (or the channels ``only`` names).
 
     ``activation``: float (H, W, C). Without ``display_width`` the grid is at full
     resolution (one pixel per activation: what a download or a paper needs).
     With it, tiles are shrunk (block average, contrast still from the full
     map) or enlarged (pixel repetition) so the grid is about that wide.
-    ``moments``: the map's ``channel_moments`` if already computed.
+    ``moments``: the map's ``channel_moments`` if already computed. ``only``: these channels,
+    in this order (e.g. the most active first), each with the contrast it has in the whole layer.
 
     >>> grid = feature_grid(np.random.default_rng(0).random((8, 8, 20)), per_row=16)
     >>> grid.rows, grid.cols, grid.index.shape          # 20 channels, 16 a row, 1-pixel lines between tiles
     (2, 16, (17, 143))
     """
+    if only is not None:
+        # the contrast comes from the whole layer: a channel looks the same here as in the full grid
+        moments = moments or channel_moments(activation)
+        moments = moments.pooled() if contrast == "layer" else moments.take(only)
+        activation = activation[:, :, list(only)]
     height, width, channels = activation.shape
     cols = max(1, min(per_row, channels))
     factor, zoom = display_factors(width, cols, gap=gap, width=display_width) if display_width else (1, 1)

@@ -9,10 +9,13 @@ fraction of exact zeros, ``blank`` lists the channels that are constant
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
+from ..core.layers import LayerTable
 from ..text import csv_cell
+from .rounding import for_people
 
 STATS_COLUMNS = ["layer", "height", "width", "channels", "mean", "max", "sparsity", "blank_channels", "blank_list", "top_channels"]
 
@@ -31,6 +34,11 @@ class ChannelMoments:
     def flat(self) -> np.ndarray:
         """bool (C,): channels with one value everywhere (dead filters)."""
         return self.low == self.high
+
+    def take(self, channels: Sequence[int]) -> "ChannelMoments":
+        """The summary of ``channels`` only, in that order (shape (len(channels),))."""
+        index = np.asarray(channels, dtype=np.int64)
+        return ChannelMoments(mean=self.mean[index], std=self.std[index], low=self.low[index], high=self.high[index])
 
     def pooled(self) -> "ChannelMoments":
         """The same summary for the whole layer as one channel (shape (1,))."""
@@ -150,6 +158,71 @@ def layer_caption(position: int, count: int, stats: LayerStats) -> str:
     if where < 0.67:
         return f"A middle layer. Filters combine edges into textures and parts, and the pictures look less like the image; {dark}."
     return f"A deep layer. Filters respond to abstract patterns linked to the answer, and the pictures no longer look like the image; {dark}."
+
+
+def layer_title(stats: LayerStats, *, position: int, count: int, unit: str = "filters") -> str:
+    """A layer's title in plain words: its place among the ``count`` layers shown (``position``
+    from 1), how many pictures it makes (``unit``: ``LayerInfo.unit_words``) and their size.
+
+    >>> layer_title(layer_stats("block5_conv3", np.zeros((18, 18, 512))), position=13, count=18)
+    'Layer 13 of 18 (block5_conv3): 512 filters, each 18 x 18'
+    """
+    height, width, channels = stats.shape
+    return f"Layer {position} of {count} ({stats.name}): {channels:,} {unit if channels != 1 else unit[:-1]}, each {height} x {width}"
+
+
+def layer_titles(stats: Sequence[LayerStats], *, table: LayerTable | None = None) -> dict[str, str]:
+    """Layer name -> its plain title (``layer_title``), for the layers of one forward pass in
+    network order; ``table``: the model's layer table, which says which layers are convolutions
+    (their channels are called filters; without it, every layer's are called channels).
+
+    >>> from actviz.core.layers import LayerInfo
+    >>> table = LayerTable([LayerInfo(0, "conv", "Conv2D", (4, 4, 2), 20, True, 0), LayerInfo(1, "pool", "MaxPooling2D", (2, 2, 2), 0, True, 0)])
+    >>> layer_titles([layer_stats("conv", np.ones((4, 4, 2))), layer_stats("pool", np.ones((2, 2, 2)))], table=table)
+    {'conv': 'Layer 1 of 2 (conv): 2 filters, each 4 x 4', 'pool': 'Layer 2 of 2 (pool): 2 channels, each 2 x 2'}
+    """
+    units = {info.name: info.unit_words for info in table or ()}
+    return {s.name: layer_title(s, position=n, count=len(stats), unit=units.get(s.name, "channels")) for n, s in enumerate(stats, start=1)}
+
+
+def technical_line(stats: LayerStats, kind: str) -> str:
+    """The layer as a programmer reads it: name, Keras type (``kind``), its output's size for this
+    image (height x width x channels), and its blank channels.
+
+    >>> technical_line(layer_stats("block5_conv3", np.zeros((18, 18, 512))), "Conv2D")
+    'block5_conv3 · Conv2D · 18 x 18 x 512 · 512 of 512 channels blank'
+    """
+    return f"{stats.name} · {kind} · {' x '.join(map(str, stats.shape))} · {len(stats.blank)} of {stats.channels} channels blank"
+
+
+def first_screen_words(stats: LayerStats, shown: int, *, unit: str = "filters") -> str:
+    """What a grid of the layer's ``shown`` most active channels shows (``channels_by_activity``),
+    in words, with the number they are ranked by: each channel's average response.
+
+    >>> x = np.zeros((2, 2, 4)); x[..., 1], x[..., 3] = 3.0, 0.5
+    >>> print(first_screen_words(layer_stats("conv", x), 2))
+    The 2 most active of its 4 filters, most active first (left to right, then down), ranked by their average response: from 3 (channel 1) down to 0.5 (channel 3). The page One channel lists them in the same order.
+    """
+    order = stats.channels_by_activity()[:shown]
+    top, last = order[0], order[-1]
+    return (
+        f"The {shown:,} most active of its {stats.channels:,} {unit}, most active first (left to right, then down), ranked by "
+        f"their average response: from {for_people(stats.channel_means[top])} (channel {top}) down to "
+        f"{for_people(stats.channel_means[last])} (channel {last}). The page One channel lists them in the same order."
+    )
+
+
+def most_active_rows(stats: LayerStats, count: int) -> list[dict]:
+    """The layer's ``count`` most active channels as table rows for people, in the order a grid of
+    them shows them: "place" (from 1: left to right, then down), "channel", "average response"
+    (rounded, ``for_people``: the number they are ranked by).
+
+    >>> x = np.zeros((2, 2, 3)); x[..., 2] = 0.000849; x[..., 0] = 82.2886
+    >>> most_active_rows(layer_stats("conv", x), 2)
+    [{'place': 1, 'channel': 0, 'average response': '82'}, {'place': 2, 'channel': 2, 'average response': '0.00085'}]
+    """
+    return [{"place": place, "channel": channel, "average response": for_people(stats.channel_means[channel])}
+            for place, channel in enumerate(stats.channels_by_activity()[:count], start=1)]
 
 
 def stats_csv(stats: list[LayerStats]) -> str:

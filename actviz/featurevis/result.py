@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.predictions import class_labels
+from ..draw.rounding import for_people
 from .param import WAKE_STARTS
 
 
@@ -61,7 +62,7 @@ class Patterns:
                 lines.append(f"{self.target_name(i)}: no pattern: it never responds (a 'dead' filter); "
                              "it stays at zero for every image tried, so nothing can be drawn.")
             else:
-                lines.append(f"{self.target_name(i)}: reaches {self.activation[i]:.3g} (from {self.start[i]:.3g} on the starting image)")
+                lines.append(f"{self.target_name(i)}: reaches {for_people(self.activation[i])} (from {for_people(self.start[i])} on the starting image)")
         return lines
 
     def rows(self) -> list[dict]:

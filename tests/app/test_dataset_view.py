@@ -4,6 +4,7 @@ summary uploads held once by the server and checked before anything is drawn."""
 
 from streamlit.testing.v1 import AppTest
 
+from actviz.draw.rounding import for_people
 from actviz.serve.server import reset_server, server
 from visit import APP, read, texts
 
@@ -46,6 +47,10 @@ def test_dataset_view_runs_over_the_demo_digits_and_links_with_the_channel_view(
     layer = at.selectbox(key="dataset_layer").value
     channel = at.selectbox(key=f"dataset_channel_{layer}").value
     assert len(at.image) >= 2 * 9
+    # the channel table in plain words (the technical names in the columns' help), its numbers rounded for people
+    table = at.dataframe[0]
+    assert all(f'"label": "{label}"' in table.proto.columns for label in ("tells classes apart", "responds on"))
+    assert all(for_people(float(value.replace(",", ""))) == value for value in [*table.value["average"], *table.value["highest"]])
     at.button(key="dataset_to_channel").click().run()
     assert "One channel up close" in texts(at)  # the one-channel page opened
     assert at.selectbox(key="channel_layer").value == layer and at.selectbox(key=f"channel_{layer}").value == channel

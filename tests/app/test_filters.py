@@ -15,3 +15,5 @@ def test_filters_view_makes_pictures_and_says_a_dead_filter_in_words(app):
     assert len(at.image) == images_before + 3 and sum("reaches" in " ".join(i.captions) for i in at.image) == 3
     assert any("channel 3 of block2_conv2: no pattern" in read(i.value) and "dead" in i.value for i in at.info)
     assert any("shifted" in c.value or "Read it as a texture" in c.value for c in at.caption)  # how they were made, how to read them
+    assert "stop_patterns" not in [b.key for b in at.button]  # the job is done: no Stop button beside the pictures
+    assert "pattern_go" not in [b.key for b in at.button]     # nor a button to make them again

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from actviz.draw.rounding import for_people
 from visit import keras_maps, texts
 
 
@@ -22,3 +23,4 @@ def test_statistics_view_counts_zeros_and_blank_channels_as_plain_keras_does(app
         blank = int((maps.min(axis=0) == maps.max(axis=0)).sum())
         assert row["zero values"] == f"{np.mean(maps == 0):.0%}", row
         assert row["blank channels"] == f"{blank} of {row['channels']}", row
+        assert row["average"] == for_people(maps.mean()) and row["highest"] == for_people(maps.max()), row  # rounded for people

@@ -16,6 +16,12 @@ def test_compare_shared_scale_difference_and_ranking():
     b[:, :, 1] = np.arange(16).reshape(4, 4) / 16  # channel 1 differs a little
     result = compare_maps(a, b, per_row=3, cmap="gray")
     assert result.ranking.tolist() == [0, 1, 2] and result.scores[2] == 0
+    # for people: channel 0 is 1 everywhere in a, 0 in b; over both, its values spread by 0.5: 2 apart
+    assert result.rows(top=3) == [
+        {"channel": 0, "how far apart": "2", "responds more to": "the first image"},
+        {"channel": 1, "how far apart": f"{(15 / 32) / np.concatenate([a, b])[:, :, 1].std():.2g}", "responds more to": "the second image"},
+        {"channel": 2, "how far apart": "0", "responds more to": "both alike"},
+    ]
     # one scale for both: channel 2's identical pixels get identical levels
     ya, xa = result.grid_a.cell(2)
     np.testing.assert_array_equal(result.grid_a.index[ya:ya + 4, xa:xa + 4], result.grid_b.index[ya:ya + 4, xa:xa + 4])

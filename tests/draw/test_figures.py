@@ -30,3 +30,29 @@ def test_depth_chart_is_a_png():
     stats = [layer_stats(f"l{i}", np.random.default_rng(i).random((4, 4, 3)).astype(np.float32) - 0.5 * i) for i in range(3)]
     image = Image.open(io.BytesIO(depth_chart(stats)))
     assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_overlay_by_value_leaves_the_image_plain_where_the_map_is_zero():
+    from actviz.draw.figures import overlay
+
+    pixels = np.full((4, 4, 1), 100, np.uint8)
+    heat = np.zeros((4, 4), np.float32)
+    heat[:2] = 1.0  # the top half at the map's top, the bottom half at zero
+    even = overlay(pixels, heat, opacity=0.5, cmap="gray")
+    weighed = overlay(pixels, heat, opacity=0.5, cmap="gray", by_value=True)
+    assert np.all(even[:2] == 178) and np.all(weighed[:2] == 178)  # 100 / 2 + 255 / 2, rounded
+    assert np.all(even[2:] == 50) and np.all(weighed[2:] == 100)   # the map's bottom colour (black) at half, or the image itself
+    assert pixels.shape == (4, 4, 1) and np.all(pixels == 100)     # the input is not modified
+
+
+def test_channel_overlay_is_enlarged_in_blocks_and_plain_where_the_channel_is_lowest():
+    from actviz.draw.figures import channel_overlay
+
+    pixels = np.full((4, 4, 3), 60, np.uint8)
+    channel = np.array([[0.0, 0.0], [2.0, 4.0]], np.float32)  # one value per 2 x 2 block of the image
+    picture = channel_overlay(pixels, channel, cmap="gray", opacity=1.0, size=8)
+    assert picture.shape == (8, 8, 3) and picture.dtype == np.uint8  # zoom 2
+    assert np.all(picture[:2, :2] == 60)   # the lowest value: the image as it is
+    assert np.all(picture[6:, 6:] == 255)  # the highest: the colour map's top, fully opaque
+    flat = channel_overlay(pixels, np.full((2, 2), 3.0, np.float32), size=4)
+    assert np.all(flat == 60)  # a flat channel leaves the image as it is

@@ -124,3 +124,26 @@ def test_png_round_trip(rng):
     decoded = np.asarray(Image.open(io.BytesIO(png_bytes(grid))).convert("RGB"))
     np.testing.assert_array_equal(decoded, grid.rgb())
     assert isinstance(grid, FeatureGrid)
+
+
+@pytest.mark.parametrize("contrast", ["channel", "layer"])
+def test_feature_grid_of_chosen_channels_draws_their_tiles_as_the_whole_grid_does(rng, contrast):
+    activation = rng.gamma(1.0, 2.0, (6, 5, 10)).astype(np.float32)
+    activation[:, :, 4] *= 10  # the strongest channel: on the layer's one scale, the others are darker
+    whole = feature_grid(activation, per_row=4, contrast=contrast)
+    chosen = [4, 7, 2]
+    part = feature_grid(activation, per_row=4, contrast=contrast, only=chosen)
+    assert (part.rows, part.cols) == (1, 3)
+    for slot, channel in enumerate(chosen):
+        y, x = part.cell(slot)
+        y0, x0 = whole.cell(channel)
+        np.testing.assert_array_equal(part.index[y:y + 6, x:x + 5], whole.index[y0:y0 + 6, x0:x0 + 5])
+
+
+def test_screen_channels_keeps_full_rows_of_a_first_screen_and_every_channel_of_a_short_grid():
+    from actviz.draw.grids import screen_channels
+
+    # 10 x 10 tiles, 4 a row, 400 px wide: 4 * 11 = 44 px -> enlarged 9 times: rows of 91 px
+    assert screen_channels((10, 10, 40), per_row=4, display_width=400, height=200) == 4 * 2  # 10 rows; 2 fit in 200 px
+    assert screen_channels((10, 10, 12), per_row=4, display_width=400, height=200) == 12      # 3 rows: 273 px <= 300
+    assert screen_channels((10, 10, 40), per_row=4, display_width=400, height=50) == 8        # at least two rows

@@ -36,3 +36,17 @@ def test_channel_moments_match_numpy_float64(rng):
     pooled = moments.pooled()
     np.testing.assert_allclose(pooled.mean[0], x.mean(), rtol=1e-9)
     np.testing.assert_allclose(pooled.std[0], x.std(), rtol=1e-6)
+
+
+def test_titles_and_the_first_screen_words_name_the_layer_and_its_ranking():
+    from actviz.draw.stats import first_screen_words, layer_title, technical_line
+
+    activation = np.zeros((3, 4, 5), np.float32)
+    activation[:, :, 2] = 82.2886          # the most active channel
+    activation[0, 0, 0] = 0.012            # mean 0.001: the second
+    stats = layer_stats("block2_pool", activation)
+    assert layer_title(stats, position=6, count=9, unit="channels") == "Layer 6 of 9 (block2_pool): 5 channels, each 3 x 4"
+    assert technical_line(stats, "MaxPooling2D") == "block2_pool · MaxPooling2D · 3 x 4 x 5 · 4 of 5 channels blank"
+    words = first_screen_words(stats, 2, unit="channels")
+    assert words.startswith("The 2 most active of its 5 channels, most active first")
+    assert "from 82 (channel 2) down to 0.001 (channel 0)" in words
