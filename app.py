@@ -3,11 +3,12 @@
     streamlit run app.py
 
 The entry of a multi-page app (Streamlit's st.navigation): it lists the pages, one file each in
-views/, draws the sidebar they share (small ``*_ui()`` functions that draw widgets and return
-what was chosen), computes the context once per run (the model opened, the image as the model
-sees it, the forward pass), draws the header (the image and the model's answer), then runs the
-page chosen. The wiring the pages share is views/common.py; everything computed comes from the
-``actviz`` package.
+views/, and links to every one of them at the top; shows the operator's title and description
+(ACTVIZ_TITLE, ACTVIZ_DESCRIPTION); draws the sidebar the pages share (small ``*_ui()`` functions
+that draw widgets and return what was chosen, the models offered as ACTVIZ_MODEL_CHOICES says),
+computes the context once per run (the model opened, the image as the model sees it, the forward
+pass), draws the header (the image and the model's answer), then runs the page chosen. The wiring
+the pages share is views/common.py; everything computed comes from the ``actviz`` package.
 """
 
 from __future__ import annotations
@@ -23,18 +24,28 @@ from actviz import demo
 from actviz.core.predictions import class_probabilities, is_probability, parse_class_names
 from actviz.draw.figures import screen_image
 from actviz.draw.grids import CONTRASTS, colour_maps
+from actviz.draw.rounding import percent
 from actviz.errors import ActvizError, ModelFileError
 from actviz.inputs.preprocessing import PREPROCESSING, Preprocessing, choose_preprocessing
 from actviz.inputs.samples import Sample, sample_images
 from actviz.safety.loading import file_digest
 from actviz.safety.models import OpenModel, open_model
 from actviz.serve.trust import trust_switch_allowed
+from actviz.settings import model_choices
 from views.common import (
     IMAGE_TYPES, Context, ModelChoice, all_stats, arrived_by_link, forward_pass, load_image, md, model_table, path_digest,
     queued, server, setting, shared,
 )
 
 log = logging.getLogger("actviz.app")
+
+#: Pixels across the image in the header: small enough to leave the answer room beside it on a phone.
+IMAGE_WIDTH = 150
+#: The title of every page unless the operator sets ACTVIZ_TITLE.
+DEFAULT_TITLE = "What the network sees"
+#: The sidebar's words for each model ACTVIZ_MODEL_CHOICES may offer (also the values of the
+#: "model_source" choice in the page's address).
+MODEL_SOURCES = {"model": "Configured model", "demo": "Demo: handwritten digits", "upload": "Upload a model file"}
 
 #: The pages in the navigation's order: file, title (also what ``?view=`` named before there were
 #: pages), icon, and what it shows (the navigation's tooltip).
@@ -51,7 +62,7 @@ PAGES = (
     ("views/concepts.py", "What the model sees", ":material/visibility:",
      "The concepts the model relies on for a class, with pieces of images and where they sit; things to check first; a test of a concept you name."),
     ("views/statistics.py", "Layer statistics", ":material/bar_chart:", "How active each layer is, from the input to the output."),
-    ("views/model.py", "Model", ":material/account_tree:", "The layer table, the way Keras's model.summary() lists it."),
+    ("views/model.py", "Model", ":material/account_tree:", "Every layer of the model, in order, with what it does."),
 )
 
 
@@ -85,10 +96,19 @@ _keep_keras_state_across_reruns()
 
 
 def navigation() -> tuple[st.Page, dict[str, st.Page]]:
-    """The page this run shows, and every page by its title (the navigation at the top)."""
+    """The page this run shows, and every page by its title. Streamlit's own navigation is hidden:
+    at the top it hides pages behind a "more" menu on a projector's 1024 pixels, and on a phone it
+    moves into the folded sidebar; ``navigation_ui`` draws every page instead."""
     pages = {title: st.Page(path, title=title, icon=icon, help=words, default=number == 0)
              for number, (path, title, icon, words) in enumerate(PAGES)}
-    return st.navigation(list(pages.values()), position="top"), pages
+    return st.navigation(list(pages.values()), position="hidden"), pages
+
+
+def navigation_ui(pages: dict[str, st.Page]) -> None:
+    """Every page as a link (the one shown highlighted), on as many lines as the screen needs."""
+    with st.container(horizontal=True, gap="small", key="navigation"):
+        for page in pages.values():
+            st.page_link(page)
 
 
 def follow_old_address(current: st.Page, pages: dict[str, st.Page]) -> None:
@@ -184,16 +204,25 @@ def _upload_choice() -> ModelChoice | None:
 
 
 def model_ui() -> ModelChoice:
+    """The model to look inside, among those the operator offers (ACTVIZ_MODEL_CHOICES); no choice
+    is drawn when there is only one."""
     configured = setting("ACTVIZ_MODEL")
-    options = (["Configured model"] if configured else []) + ["Demo: handwritten digits", "Upload a model file"]
-    kind = st.sidebar.radio("Model", options, key="model_source", help="Which trained network to look inside.", bind="query-params")
+    offered = model_choices(setting("ACTVIZ_MODEL_CHOICES"), configured=bool(configured))
+    kind = offered[0]
+    if len(offered) > 1:
+        label = st.sidebar.radio("Model", [MODEL_SOURCES[k] for k in offered], key="model_source",
+                                 help="Which trained network to look inside.", bind="query-params")
+        kind = next(k for k in offered if MODEL_SOURCES[k] == label)
+    # an upload not given yet shows the operator's model if visitors may see it, else the demo
+    standing = "model" if "model" in offered else "demo"
     try:
-        if kind == "Upload a model file":
+        if kind == "upload":
             chosen = _upload_choice()
             if chosen is not None:
                 return chosen
-            st.sidebar.caption("Until a file is uploaded, the demo model is shown.")
-        elif kind == "Configured model":
+            st.sidebar.caption(f"Until a file is uploaded, the {'configured' if standing == 'model' else 'demo'} model is shown.")
+            kind = standing
+        if kind == "model":
             return _configured_choice(configured)
     except ActvizError as exc:
         st.error(f"This model cannot be used: {md(exc)} Showing the demo model instead.")
@@ -282,19 +311,36 @@ def preprocessing_ui(opened: OpenModel) -> tuple[str, Preprocessing]:
 
 
 def layers_ui(choice: ModelChoice, opened: OpenModel) -> tuple[str, list[str]]:
+    """The layers to show, in network order, and the scope of the forward pass: "default"
+    (convolution and pooling layers, as in the original notebook) or "all" (every layer with an
+    image-like output). The switch works only where it adds layers; the layers chosen stay chosen
+    when it changes, as far as they are still offered, and those that are not are named."""
     table = opened.probe.table
+    usual = {info.name for info in table.default}
+    more = [info.name for info in table.spatial if info.name not in usual]
     every = st.sidebar.toggle(
-        "Show every layer with an image-like output", key="all_layers", persist_state="session",
-        help="By default only convolution and pooling layers are offered, as in the original notebook.",
-    )
+        "Show every layer with an image-like output", key="all_layers", persist_state="session", disabled=not more,
+        help=(f"Adds {len(more)} layer{'s' if len(more) != 1 else ''} to the convolution and pooling layers offered by default "
+              f"(as in the original notebook): {', '.join(md(name) for name in more[:6])}{' ...' if len(more) > 6 else ''}." if more else
+              "This model has no other layers with an image-like output: its convolution and pooling layers are all offered already."),
+    ) and bool(more)
     scope = "all" if every else "default"
     offered = [info.name for info in (table.spatial if every else table.default)]
-    convs = [info.name for info in table.convolutions if info.default_view]
-    default = [convs[0], convs[-1]] if len(convs) > 1 else offered[:1]
-    chosen = st.sidebar.multiselect(
-        "Layers to show", offered, default=default, key=f"layers_{choice.key[0][:12]}_{scope}",
-        help="In network order, from the input to the output.", bind="query-params",
-    )
+    key = f"layers_{choice.key[0][:12]}"
+    held = st.session_state.get(key)
+    default = None
+    if held is None:
+        convs = [info.name for info in table.convolutions if info.default_view]
+        default = [convs[0], convs[-1]] if len(convs) > 1 else offered[:1]
+    else:
+        dropped = [name for name in held if name not in offered]
+        if dropped:
+            st.sidebar.caption(f"Shown only with every layer: {', '.join(md(name) for name in dropped)}.")
+        ordered = [name for name in offered if name in held]  # network order, as the help says, whatever the order of the clicks
+        if ordered != list(held):
+            st.session_state[key] = ordered
+    chosen = st.sidebar.multiselect("Layers to show", offered, default=default, key=key,
+                                    help="In network order, from the input to the output.", bind="query-params")
     return scope, [name for name in offered if name in chosen]
 
 
@@ -312,21 +358,22 @@ def display_ui() -> tuple[int, str, str]:
 
 
 def header(context: Context) -> None:
-    """The image as the model sees it, and the model's answer."""
-    left, right = st.columns([1, 3])
+    """The image as the model sees it, and the model's answer beside it on every screen: a row that
+    never wraps, the image at a fixed width, so the answer is neither under the image (columns ran
+    over it at 1024 pixels) nor pushed below the first screen of a phone (columns stack there)."""
+    row = st.container(horizontal=True, wrap=False, gap="medium")
     pixels = context.pixels
-    # 200 pixels wide, or the column's width on a narrow screen (a fixed width ran over the answer there)
-    with left, st.container(width=200):
+    with row.container(width=IMAGE_WIDTH):
         st.image(screen_image(pixels), caption=f"{context.image_label}, as the model sees it "
                  f"({pixels.shape[1]} x {pixels.shape[0]} pixels)", width="stretch")
-    with right:
+    with row.container():
         prediction = context.result.predictions[0][0]
         if is_probability(prediction):
             ranked = class_probabilities(prediction, context.class_names)
             best, probability = ranked[0]
-            st.markdown(f"#### The model says: **{md(best)}** ({probability:.1%} sure)")
+            st.markdown(f"#### The model says: **{md(best)}** ({percent(probability)} sure)")
             for label, value in ranked[:3]:
-                st.progress(value, text=f"{md(label)}: {value:.1%}")
+                st.progress(value, text=f"{md(label)}: {percent(value)}")
         else:  # scores or a regression: show the numbers, not made-up percentages
             values = ", ".join(f"{v:.4g}" for v in prediction.ravel()[:10])
             st.markdown(f"#### The model's output: {values}")
@@ -336,16 +383,27 @@ def header(context: Context) -> None:
             st.caption(md(remark))
 
 
+def title_ui(title: str) -> None:
+    """The title, and the operator's description of the model and its data (ACTVIZ_DESCRIPTION:
+    Markdown; any HTML in it is shown as text), then what feature maps are."""
+    st.title(md(title))
+    description = setting("ACTVIZ_DESCRIPTION")
+    if description:
+        st.markdown(description)
+    st.markdown(
+        "A convolutional network looks at an image in stages, called layers. Each layer's **feature maps** show "
+        "what it picked out of the image: early layers find edges, deeper layers find abstract patterns."
+    )
+
+
 def main() -> None:
     current, pages = navigation()
-    st.set_page_config(page_title=f"{current.title} · actviz: what the network sees", page_icon=":material/visibility:", layout="wide")
+    title = setting("ACTVIZ_TITLE") or DEFAULT_TITLE
+    st.set_page_config(page_title=f"{current.title} · {title}", page_icon=":material/visibility:", layout="wide")
     follow_old_address(current, pages)
     linked = arrived_by_link()
-    st.title("What the network sees")
-    st.markdown(
-        "A convolutional network looks at an image in stages, called layers. Below, each layer's **feature maps** show "
-        "what it picked out of your image: early layers find edges, deeper layers find abstract patterns."
-    )
+    navigation_ui(pages)
+    title_ui(title)
     st.sidebar.header("Choices")
     choice = model_ui()
     try:

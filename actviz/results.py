@@ -280,7 +280,8 @@ class ExplanationMaps:
 
     def verdicts(self, image: int = 0) -> list[dict]:
         """The checks' verdicts for image ``image``: dicts with ``check``, ``passed`` (True, False or
-        None) and ``sentence``; empty when no checks were run."""
+        None), ``state`` ("passed", "failed", "partly" or "cannot tell": only "passed" reassures),
+        ``sentence`` (plain words) and ``reference`` (the paper); empty when no checks were run."""
         return [] if self.checks is None else self.checks.verdicts(image)
 
     def _repr_png_(self) -> bytes:

@@ -26,8 +26,9 @@ from .errors import SettingError
 
 @dataclass(frozen=True)
 class Setting:
-    """One variable: its ``kind`` ("int", "float", "bool", "text" or "choice"), ``default`` (None:
-    unset), the lowest value a number may take, the ``choices`` of a choice, and what it sets."""
+    """One variable: its ``kind`` ("int", "float", "bool", "text", "choice" or "list": one or more
+    of its ``choices``, separated by commas), ``default`` (None: unset), the lowest value a number
+    may take, the ``choices`` of a choice or a list, and what it sets."""
 
     name: str
     kind: str
@@ -52,6 +53,10 @@ class Setting:
                 parsed = text.lower()
                 if parsed not in self.choices:
                     raise ValueError(text)
+            elif self.kind == "list":  # in the order given, each once
+                parsed = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+                if not parsed or not set(parsed) <= set(self.choices):
+                    raise ValueError(text)
             else:
                 parsed = text
         except (ValueError, KeyError):
@@ -70,6 +75,8 @@ class Setting:
             return "1 (on) or 0 (off)"
         if self.kind == "choice":
             return "one of " + ", ".join(self.choices)
+        if self.kind == "list":
+            return "one or more of " + ", ".join(self.choices) + ", separated by commas"
         return "a text"
 
 
@@ -81,6 +88,11 @@ _TABLE = [
     Setting("ACTVIZ_DATASET", "text", None, "a folder, CSV or ZIP on the server for the data set view"),
     Setting("ACTVIZ_CONCEPTS", "text", None, "a folder on the server with one subfolder of example images per named concept (concept tests)"),
     Setting("ACTVIZ_RANDOM_IMAGES", "text", None, "a folder of other images on the server: the counterexamples of concept tests"),
+    Setting("ACTVIZ_TITLE", "text", None, "the dashboard's title at the top of every page (default: What the network sees)"),
+    Setting("ACTVIZ_DESCRIPTION", "text", None, "a short description of the model and its data under the title, in Markdown"),
+    Setting("ACTVIZ_MODEL_CHOICES", "list", None, "the models visitors may choose: model (the one ACTVIZ_MODEL sets), demo (the "
+            "handwritten digits), upload (a file of their own); the first is shown first (default: all that apply)",
+            choices=("model", "demo", "upload")),
     Setting("ACTVIZ_ALLOW_TRUST", "bool", False, "offer visitors the switch that loads a model file without the safety checks"),
     # memory and time of a shared server
     Setting("ACTVIZ_MEMORY_MB", "int", 2000, "the memory the dashboard may hold and use for its visitors, in MB", 256),
@@ -127,6 +139,29 @@ def is_set(name: str, env: Mapping[str, Any] | None = None) -> bool:
     """Whether setting ``name`` is given a value in ``env`` (default: ``os.environ``), not left at its default."""
     raw = (os.environ if env is None else env).get(SETTINGS[name].name)
     return raw is not None and bool(str(raw).strip())
+
+
+def model_choices(chosen: tuple[str, ...] | None, *, configured: bool) -> tuple[str, ...]:
+    """The models visitors may choose, first shown first: ``chosen`` (ACTVIZ_MODEL_CHOICES), else
+    the configured model when there is one (``configured``: ACTVIZ_MODEL is set), the demo and an
+    upload, as before the setting existed; ``SettingError`` when ``chosen`` names the configured
+    model and there is none.
+
+    >>> model_choices(None, configured=False), model_choices(None, configured=True)
+    (('demo', 'upload'), ('model', 'demo', 'upload'))
+    >>> model_choices(("model",), configured=True)
+    ('model',)
+    >>> model_choices(("model", "demo"), configured=False)
+    Traceback (most recent call last):
+    ...
+    actviz.errors.SettingError: ACTVIZ_MODEL_CHOICES offers 'model', but no model is configured: set ACTVIZ_MODEL to a model file (a path or an http(s) address), or leave 'model' out.
+    """
+    if chosen is None:
+        return ("model", "demo", "upload") if configured else ("demo", "upload")
+    if "model" in chosen and not configured:
+        raise SettingError("ACTVIZ_MODEL_CHOICES offers 'model', but no model is configured: set ACTVIZ_MODEL to a model file "
+                           "(a path or an http(s) address), or leave 'model' out.")
+    return tuple(chosen)
 
 
 def megabytes(name: str, env: Mapping[str, Any] | None = None) -> int:

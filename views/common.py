@@ -25,6 +25,7 @@ from actviz.core.passes import duration_words
 from actviz.core.probe import Activations
 from actviz.dataset import Source, Summary
 from actviz.draw.stats import layer_stats
+from actviz.draw.tables import layer_rows
 from actviz.inputs.batch import to_batch
 from actviz.safety.loading import file_digest
 from actviz.safety.models import OpenModel
@@ -180,8 +181,10 @@ def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key
     """An expensive job with a progress bar and a Stop button: it waits its turn in the server's
     queue, and stops at the server's time limit, at a Stop, or at any other choice (each reruns the
     page, which ends the job at its next step). ``estimate``: the seconds it is expected to take,
-    said until its first step is done (then the time left at the pace measured)."""
-    st.button("Stop", key=f"stop_{key}", help="Stop this computation.")
+    said until its first step is done (then the time left at the pace measured). The Stop button
+    and the bar go once the job ends, so no Stop is left beside a job that is done."""
+    stop = st.empty()
+    stop.button("Stop", key=f"stop_{key}", help="Stop this computation.")
     guess = f" ({duration_words(estimate)} on this server)" if estimate is not None else ""
     bar = st.progress(0.0, text=f"{what} ...{guess}")
     started: list[float] = []
@@ -202,6 +205,7 @@ def run_job(what: str, work: Callable[[Callable[[int, int], None]], Any], *, key
         return queued(what, lambda: work(with_deadline(step, server().limits.job_seconds, what=what)))
     finally:
         bar.empty()
+        stop.empty()
 
 
 # --- the context of this run: what the sidebar chose and the forward pass ------------------
@@ -271,20 +275,34 @@ def context() -> Context:
     return _CONTEXT.get()
 
 
+#: The layer table's columns that need a word of explanation.
+MODEL_COLUMNS = {
+    "#": st.column_config.NumberColumn("#", help="The layer's number: the command line and the notebook take it instead of the name."),
+    "type": st.column_config.TextColumn("type", help="The layer's kind, as Keras names it."),
+    "parameters": st.column_config.TextColumn("parameters", help="How many numbers the layer learned in training (its weights)."),
+    "shown": st.column_config.TextColumn("shown", help="yes: drawn on the pages without asking; on request: it has an image-like output, "
+                                         "offered when the sidebar's switch for the other layers is on; no: it has no image-like output."),
+}
+
+
 def model_table(choice: ModelChoice, opened: OpenModel) -> None:
-    """The layer table: the Model page, and what app.py shows while no image is given."""
+    """The layer table in words (``draw.tables.layer_rows``), the Keras types folded for programmers:
+    the Model page, and what app.py shows while no image is given."""
     probe = opened.probe
+    size = " x ".join("any" if d is None else str(d) for d in probe.input_shape)
     st.caption(
-        f"The layers of **{md(choice.label)}**, in order, the way Keras's model.summary() lists them. Layers inside a nested "
-        f"model are indented and named 'outer/inner'. Input: {' x '.join('any' if d is None else str(d) for d in probe.input_shape)}."
+        f"The layers of **{md(choice.label)}**, from the input (top) to the answer (bottom), each with what it does. "
+        f"The image enters as {size} numbers (height x width x colour channels)."
     )
-    rows = [{
-        "#": info.index, "layer": "\u2003" * info.depth + info.name, "type": info.type,
-        "output shape": " x ".join("?" if d is None else str(d) for d in info.output_shape) or "-",
-        "parameters": f"{info.params:,}", "shown": "yes" if info.default_view else ("on request" if info.spatial else "no"),
-    } for info in probe.table]
-    st.dataframe(rows, hide_index=True, height=min(36 * (len(rows) + 1) + 4, 720))
+    rows = layer_rows(probe.table)
+    height = min(36 * (len(rows) + 1) + 4, 720)
+    st.dataframe(rows, hide_index=True, height=height, column_config=MODEL_COLUMNS,
+                 column_order=["#", "layer", "what it does", "output", "parameters", "shown"])
     st.caption(f"{sum(info.params for info in probe.table if info.depth == 0):,} parameters in all.")
+    with st.expander("For programmers: the Keras types"):
+        st.caption("The layers the way Keras's model.summary() lists them. A layer of a model nested inside this one is "
+                   "indented under it, and its name starts with the nested model's name and a slash (vgg16/block1_conv1).")
+        st.dataframe(rows, hide_index=True, height=height, column_config=MODEL_COLUMNS, column_order=["#", "layer", "type", "output", "parameters"])
 
 
 def held_summary(context: Context) -> tuple[Summary, Source | None] | None:

@@ -10,7 +10,7 @@ from actviz.core.predictions import class_probabilities
 from actviz.draw.compare import channel_pair, compare_maps
 from actviz.draw.figures import screen_image
 from actviz.draw.grids import png_bytes
-from actviz.draw.rounding import for_people
+from actviz.draw.rounding import for_people, percent
 from actviz.draw.stats import layer_titles
 from actviz.errors import ActvizError
 from actviz.safety.loading import file_digest
@@ -65,7 +65,7 @@ def show(context: Context) -> None:
         (columns[1], f"Second image: {md(other_name)}", other_pixels, other.predictions[0][0], comparison.grid_b),
     ):
         best, chance = class_probabilities(prediction, context.class_names)[0]
-        column.markdown(f"**{title}**  \nThe model says: **{md(best)}** ({chance:.1%})")
+        column.markdown(f"**{title}**  \nThe model says: **{md(best)}** ({percent(chance)})")
         column.image(screen_image(picture), width=120)
         column.image(png_bytes(grid), width="content")
     st.markdown("**Difference** (first minus second; white: the same, red: stronger for the first image, blue: for the second)")

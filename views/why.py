@@ -10,8 +10,9 @@ import streamlit as st
 
 from actviz.core.predictions import class_count, class_labels, class_probabilities, predicted_class
 from actviz.draw.figures import overlay
+from actviz.draw.rounding import for_people, percent
 from actviz.explainers.attributions import black_input
-from actviz.explainers.checks import run_checks
+from actviz.explainers.checks import empty_map, run_checks
 from actviz.explainers.explain import explain
 from actviz.explainers.registry import FAMILIES, METHOD_INFO, context_settings, methods_for, setting_widgets
 from views.common import Context, context, go_to, md, queued, run_job, server
@@ -91,7 +92,7 @@ def target_ui(context: Context) -> tuple[int, str, float]:
     left, middle, right = st.columns(3)
     class_index = left.selectbox(
         "Explain the answer", list(range(len(labels))), index=predicted_class(prediction), key="cam_class",
-        format_func=lambda i: f"{labels[i]} ({probability.get(labels[i], 0):.1%})",
+        format_func=lambda i: f"{labels[i]} ({percent(probability.get(labels[i], 0))})",
     )
     layer = middle.selectbox("Layer of the class activation maps", offered, index=offered.index(default.name), key="cam_layer",
                              help="Deeper layers: coarser maps that speak for whole objects; earlier layers: finer detail.")
@@ -141,8 +142,10 @@ def show(context: Context) -> None:
 
 
 def maps_ui(context: Context, methods: list[str], results: dict, opacity: float) -> None:
-    """The methods' maps side by side, each with its caption and sentence (None: not computed yet)."""
-    for column, method in zip(st.columns(len(methods)), methods):
+    """The methods' maps side by side, each with its caption and sentence (None: not computed yet).
+    A single map takes half the width, not all of it: stretched across a wide screen, it would not
+    fit on the screen with its caption."""
+    for column, method in zip(st.columns(max(len(methods), 2)), methods):
         info, result = METHOD_INFO[method], results[method]
         column.markdown(f"**{md(info.title)}**")
         if result is None:
@@ -150,31 +153,46 @@ def maps_ui(context: Context, methods: list[str], results: dict, opacity: float)
         else:
             column.image(result.overlay(context.pixels, 0, opacity=opacity), width="stretch",
                          caption=md(result.caption(0, context.class_names)))
+            if empty_map(result.heatmap[0]):
+                column.warning("This map is empty: it has the same value everywhere, so it shows nothing in this image "
+                               "that speaks for the class. Try another layer, class or method.", icon=":material/help:")
         column.caption(md(info.sentence))
 
 
 def filters_ui(done: dict) -> None:
-    """The channels the first method that ranks them gave most weight, each a link to the one-channel page."""
-    ranked = next(((m, r) for m, r in done.items() if r.ranking is not None), None)
+    """The channels the first method that ranks them gave most weight, each a link to the one-channel
+    page; none from an empty map, whose channels all add nothing."""
+    ranked = next(((m, r) for m, r in done.items() if r.ranking is not None and not empty_map(r.heatmap[0])), None)
     if ranked is None:
         return
     method, result = ranked
-    st.markdown(f"**These filters mattered most for this answer** (the largest shares of the {md(METHOD_INFO[method].title)} map, "
-                "each with the weight the method gave it):")
+    st.markdown(f"**These filters mattered most for this answer** (the largest parts of the {md(METHOD_INFO[method].title)} map, "
+                "each as its share of all the evidence for the class in it):")
+    shares = result.map_shares(0)
     for rank, channel in enumerate(result.ranking[0][:6], start=1):
         cols = st.columns([3, 2])
-        cols[0].write(f"{rank}. channel {int(channel)} of {md(result.layer)}: weight {result.weights[0, channel]:.3g}")
+        cols[0].write(f"{rank}. channel {int(channel)} of {md(result.layer)}: {for_people(100 * shares[channel])}% of the map")
         if cols[1].button("Show it up close", key=f"cam_show_{rank}"):
             go_to("views/one_channel.py", layer=result.layer, channel=int(channel))
+
+
+#: How each state of a verdict is shown: the box, its icon and its title. Only a check that
+#: passed is green; one that failed, that holds only in part or that cannot tell is orange.
+VERDICT_LOOKS = {
+    "passed": (st.success, ":material/check_circle:", "Passed"),
+    "failed": (st.warning, ":material/block:", "Do not rely on this map"),
+    "partly": (st.warning, ":material/warning:", "Read with care"),
+    "cannot tell": (st.warning, ":material/help:", "This check cannot tell"),
+}
 
 
 def checks_ui(context: Context, done: dict, keys: dict) -> None:
     st.markdown("**Can this heat map be trusted?**")
     st.caption(
-        "Two checks. Deletion and insertion: the pixels the map calls important are removed (or revealed) first; if the "
-        "map is right, the answer collapses quickly (or comes back quickly). Model randomisation: the same method on the "
-        "model with its learned weights replaced by random ones, from the top layer down; a map that barely changes does "
-        "not depend on what the model learned (Adebayo et al. 2018). Integrated Gradients also gets its completeness gap."
+        "Two checks. First, the pixels the map calls important are removed first (or revealed first on a blurred copy): "
+        "if the map is right, the model's answer falls quickly (or comes back quickly). Second, the same method on a copy "
+        "of the model whose learned weights are replaced by random ones: a map that barely changes does not show what "
+        "the model learned. Integrated Gradients also gets a check that its pixels' shares add up."
     )
     method = st.selectbox("Check", list(done), format_func=lambda m: METHOD_INFO[m].title, key="why_check_method")
     store, wanted = server().explanations, keys[method] + ("checks",)
@@ -186,27 +204,47 @@ def checks_ui(context: Context, done: dict, keys: dict) -> None:
         st.rerun()  # draw the verdicts without the finished job's buttons
     if checks is None:
         return
-    for verdict in checks.verdicts(0):
-        {True: st.success, False: st.warning, None: st.info}[verdict["passed"]](md(verdict["sentence"]))
+    verdicts = checks.verdicts(0)
+    for verdict in verdicts:
+        box, icon, title = VERDICT_LOOKS[verdict["state"]]
+        box(md(verdict["sentence"]), icon=icon, title=title)
     if checks.curves is not None:
         st.line_chart(checks.curves.rows(0), x="share", y=["deletion", "insertion"], x_label="share of pixels removed or revealed",
-                      y_label="class probability", height=240)
+                      y_label="probability", height=240)
     randomised = checks.randomisation
     if randomised is not None and randomised.maps is not None:
-        randomisation_ui(context, done[method], randomised)
+        randomisation_ui(context, done[method], randomised, empty=checks.empty is not None and bool(checks.empty[0]))
+    with st.expander("More about these checks: how they work, and where they come from"):
+        st.markdown(
+            "**Removing and revealing** (deletion and insertion): the chart's lines are the model's probability for the "
+            "class as more and more pixels are turned black (deletion) or revealed on a blurred copy (insertion), in the "
+            "order of the map. The averages in the sentence are the areas under these lines. "
+            "**Random weights** (model randomisation): the layers are made random from the top (the class scores) down, "
+            "one more step at a time; the similarity compares which places stand out in the two maps (Spearman's rank "
+            "correlation: 1 the same order, 0 unrelated). An empty map has no order at all, so it cannot be compared."
+        )
+        for verdict in verdicts:
+            st.caption(f"{md(verdict['check'].capitalize())}: {md(verdict['reference'])}")
 
 
-def randomisation_ui(context: Context, result: Any, randomised: Any) -> None:
-    """The map on the trained model, then on the model randomised from the top layer down (at most six steps)."""
+def randomisation_ui(context: Context, result: Any, randomised: Any, *, empty: bool) -> None:
+    """The map on the trained model, then on the model randomised from the top layer down (at most
+    six steps), each with its similarity to the first; ``empty``: the trained model's map is empty,
+    so no similarity means anything and none is given."""
     st.markdown("The map as the model's weights are replaced by random ones, from the top layer down:")
     rows = randomised.rows(0)
     shown = randomised.shown_steps()
     columns = st.columns(len(shown) + 1)
-    columns[0].image(result.overlay(context.pixels, 0), caption="the trained model", width="stretch")
+    columns[0].image(result.overlay(context.pixels, 0), width="stretch",
+                     caption="the trained model" + (": an empty map" if empty else ""))
     for column, depth in zip(columns[1:], shown):
         row = rows[depth]
+        if randomised.empty is not None and randomised.empty[0, depth]:
+            words = ": an empty map"
+        else:
+            words = "" if empty else f": similarity {row['correlation']:.2f}"
         column.image(overlay(context.pixels, randomised.maps[0, depth]), width="stretch",
-                     caption=f"random down to {md(row['layer'])}: rank correlation {row['correlation']:.2f}")
+                     caption=f"random down to {md(row['layer'])}{words}")
 
 
 show(context())

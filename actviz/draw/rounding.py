@@ -28,3 +28,18 @@ def for_people(value: float) -> str:
     digits = 1 - math.floor(math.log10(abs(value)))  # two significant digits
     text = f"{value:.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def percent(probability: float) -> str:
+    """A probability for people: whole percents, one decimal under 10%, never a 0% that is not 0.
+
+    >>> [percent(p) for p in (0.973, 0.5, 0.042, 0.0004, 0.0, 0.9996, 1.0)]
+    ['97%', '50%', '4.2%', 'under 0.1%', '0%', 'over 99.9%', '100%']
+    """
+    if probability <= 0 or probability >= 1:
+        return f"{max(0.0, min(1.0, probability)):.0%}"
+    if probability < 0.001:
+        return "under 0.1%"
+    if probability > 0.999:
+        return "over 99.9%"
+    return f"{probability:.1%}" if probability < 0.1 else f"{probability:.0%}"

@@ -57,9 +57,10 @@ class CAM(Explainer):
         found = LayerPass(batch, name, activation, gradients, logits, target)
         weights = self.weights(found, **settings)
         terms = self.terms(found, weights)
+        shares = self.shares(terms, weights)
         return self.result(
             batch, target, logits, outputs, terms.sum(axis=-1), settings=settings, weights=weights.astype(np.float32),
-            ranking=np.argsort(-self.shares(terms, weights), axis=1, kind="stable"), details=found.details,
+            shares=shares.astype(np.float32), ranking=np.argsort(-shares, axis=1, kind="stable"), details=found.details,
         )
 
     def weights(self, found: LayerPass, **settings: Any) -> np.ndarray:

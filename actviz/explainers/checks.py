@@ -13,6 +13,10 @@
 - Completeness (Integrated Gradients only): the attributions should add up to
   the change of the class score from the baseline to the image.
 
+Verdicts are never wrong in the reassuring direction: an empty map (nothing stands out, see
+``EMPTY_SPREAD``), a class the model gives almost no chance (``LOW_PROBABILITY``) and a comparison
+with an empty randomised map each say so in their own sentence and "cannot tell", never "passed".
+
 The user's model is never changed: the randomisation works on a copy. Every pass is sized to the
 memory the job may use (``Probe.max_bytes``, the copies' too). How long the checks will take is
 worked out before they start (``checks_estimate``), and unless told how many randomised depths
@@ -32,6 +36,7 @@ import numpy as np
 
 from ..core.batches import Progress, report, slices
 from ..core.batches import batch_size as fitting_batch
+from ..draw.rounding import percent
 from ..errors import ActvizError, ChoiceError
 from .result import Explanation
 from ..core.passes import class_logits, seconds
@@ -87,13 +92,16 @@ class Randomisation:
     correlation of each step's map with the original (0 when a map is flat, so
     there is no order to compare); ``flagged``: bool (N,), the correlation
     stays at or above ``FLAG_CORRELATION`` at the last step; ``maps``: float32
-    (N, D, h, w), each step's display map, to show them in a row.
+    (N, D, h, w), each step's display map, to show them in a row; ``empty``:
+    bool (N, D), that step's map is empty (``empty_map``), so its correlation
+    says nothing (None: not recorded).
     """
 
     layers: list
     correlation: np.ndarray
     flagged: np.ndarray
     maps: np.ndarray | None = None
+    empty: np.ndarray | None = None
 
     def rows(self, index: int = 0) -> list[dict]:
         """One dict per step for a chart or a table: depth (1 = top layer only), layer, correlation."""
@@ -112,22 +120,28 @@ class Randomisation:
 
 @dataclass(frozen=True)
 class Checks:
-    """The checks run on one explanation (each None when not run), and their verdicts in words."""
+    """The checks run on one explanation (each None when not run), and their verdicts in words.
+    ``empty``: bool (N,), the explanation's own map is empty (``empty_map``; None: not recorded)."""
 
     method: str
     curves: Curves | None = None
     randomisation: Randomisation | None = None
     completeness: dict | None = None
     class_names: list | None = field(default=None)
+    empty: np.ndarray | None = None
 
     def verdicts(self, index: int = 0) -> list[dict]:
         """One dict per check run: ``check`` (its name), ``passed`` (True, False, or None when
-        the check gives no yes-or-no answer), ``sentence`` (plain words with the numbers)."""
+        the check cannot say yes or no), ``state`` ("passed", "failed", "partly" or "cannot
+        tell"), ``sentence`` (plain words with the numbers) and ``reference`` (where the check
+        comes from). An empty map, a class the model gives almost no chance and a comparison with
+        an empty map each have their own sentence, and never pass."""
+        empty = self.empty is not None and bool(self.empty[index])
         found = []
         if self.curves is not None:
-            found.append(curves_verdict(self.curves, index))
+            found.append(curves_verdict(self.curves, index, empty=empty))
         if self.randomisation is not None:
-            found.append(randomisation_verdict(self.randomisation, index, self.method))
+            found.append(randomisation_verdict(self.randomisation, index, self.method, empty=empty))
         if self.completeness is not None:
             found.append(completeness_verdict(self.completeness, index))
         return found
@@ -228,7 +242,8 @@ def run_checks(
     complete = None
     if "completeness_gap" in explanation.details:
         complete = {key: explanation.details[key] for key in ("completeness_gap", "attribution_sum", "score", "baseline_score")}
-    return Checks(method=explanation.method, curves=found_curves, randomisation=found_random, completeness=complete)
+    return Checks(method=explanation.method, curves=found_curves, randomisation=found_random, completeness=complete,
+                  empty=np.array([empty_map(heatmap) for heatmap in explanation.heatmap]))
 
 
 # --- deletion and insertion ------------------------------------------------------------------
@@ -324,6 +339,7 @@ def randomisation_check(
     layer = None if explanation.layer is None else probe.layer(explanation.layer).index
     correlations = np.zeros((len(explanation), len(steps)))
     maps = np.zeros((len(explanation), len(steps), *explanation.heatmap.shape[1:]), dtype=np.float32)
+    empty = np.zeros((len(explanation), len(steps)), dtype=bool)
     for depth, group in enumerate(steps):
         report(progress, depth * 1000, len(steps) * 1000)
         for info in group:
@@ -339,12 +355,13 @@ def randomisation_check(
             progress=inner if progress is not None else None, **explanation.settings,
         )
         maps[:, depth] = again.heatmap
+        empty[:, depth] = [empty_map(heatmap) for heatmap in again.heatmap]
         correlations[:, depth] = [spearman(a, b) for a, b in zip(explanation.heatmap, again.heatmap)]
     report(progress, len(steps) * 1000, len(steps) * 1000)
     # named as in the user's model (a copy may number its layers' default names anew)
     names = [[probe.table[info.index].name for info in group] for group in steps]
     return Randomisation(layers=[group[0] if len(group) == 1 else f"{group[0]} … {group[-1]}" for group in names],
-                         correlation=correlations, flagged=correlations[:, -1] >= FLAG_CORRELATION, maps=maps)
+                         correlation=correlations, flagged=correlations[:, -1] >= FLAG_CORRELATION, maps=maps, empty=empty)
 
 
 def model_copy(probe: Probe) -> Any:
@@ -407,48 +424,104 @@ def ranks(values: np.ndarray) -> np.ndarray:
 
 
 # --- verdicts --------------------------------------------------------------------------------
+# Each verdict is a dict: ``check`` (its name), ``passed`` (True, False, or None when the check
+# cannot say yes or no), ``state`` (the same in one word for a page: "passed", "failed", "partly"
+# or "cannot tell"), ``sentence`` (plain words with the numbers, no citation) and ``reference``
+# (where the check comes from, for a "more" fold). A check that cannot tell never says "passed".
+
+#: A display map (0..1) whose values span less than this is empty: less than one grey level of
+#: the picture (1/255), so nothing in it stands out. That covers a map 0 everywhere after its
+#: display rule (all of a Grad-CAM negative, for instance) and one value everywhere, round-off included.
+EMPTY_SPREAD = 1 / 255
+#: Under this probability the model gives a class almost no chance: the deletion curve starts
+#: near 0 and cannot fall, so the curves say nothing about the map.
+LOW_PROBABILITY = 0.01
+#: Where each check comes from.
+REFERENCES = {
+    "deletion and insertion": 'Petsiuk, Das and Saenko 2018, "RISE: Randomized Input Sampling for Explanation of '
+                              'Black-box Models" (the deletion and insertion curves).',
+    "model randomisation": 'Adebayo et al. 2018, "Sanity Checks for Saliency Maps" (the cascading model randomisation; '
+                           "the similarity is Spearman's rank correlation of the two maps).",
+    "completeness": 'Sundararajan, Taly and Yan 2017, "Axiomatic Attribution for Deep Networks" (completeness of '
+                    "Integrated Gradients).",
+}
 
 
-def curves_verdict(curves: Curves, index: int = 0) -> dict:
-    """The deletion and insertion curves in words, with their areas."""
-    deletion, insertion = curves.deletion_auc[index], curves.insertion_auc[index]
-    start = curves.deletion[index, 0]
+def empty_map(heatmap: np.ndarray) -> bool:
+    """Whether a display map, float (h, w) in 0..1, is empty: its values span less than ``EMPTY_SPREAD``.
+
+    >>> empty_map(np.zeros((3, 3))), empty_map(np.full((3, 3), 0.7)), empty_map(np.eye(3))
+    (True, True, False)
+    """
+    values = np.asarray(heatmap, dtype=np.float64)
+    return bool(values.size == 0 or np.ptp(values) < EMPTY_SPREAD)
+
+
+def _verdict(check: str, state: str, sentence: str) -> dict:
+    passed = {"passed": True, "failed": False}.get(state)
+    return {"check": check, "passed": passed, "state": state, "sentence": sentence, "reference": REFERENCES[check]}
+
+
+def curves_verdict(curves: Curves, index: int = 0, *, empty: bool = False) -> dict:
+    """The deletion and insertion curves in words: how fast the class's probability falls as the
+    map's pixels are removed, and how fast it comes back as they are revealed. ``empty``: the map
+    is empty (``empty_map``), so it ranks no pixel above another and the curves test nothing."""
+    check = "deletion and insertion"
+    start = float(curves.deletion[index, 0])
+    if empty:
+        return _verdict(check, "cannot tell", (
+            "This heat map is empty: it has the same value everywhere, so it points at nothing and ranks no pixel above "
+            "another. Removing or revealing pixels in its order tests nothing: this check cannot tell whether it is right."))
+    if start < LOW_PROBABILITY:
+        return _verdict(check, "cannot tell", (
+            f"The model gives this class almost no chance ({percent(start)}), so there is nothing for the map to explain: "
+            "removing pixels cannot make that chance fall, and this check cannot tell whether the map is right. "
+            "Choose the class the model answers to check a map."))
+    deletion, insertion = float(curves.deletion_auc[index]), float(curves.insertion_auc[index])
     below = np.nonzero(curves.deletion[index] <= start / 2)[0]
-    fall = (f"falls to half ({start / 2:.0%}) once {curves.fractions[below[0]]:.0%} of the image is gone" if below.size
+    fall = (f"falls to half ({percent(start / 2)}) once {curves.fractions[below[0]]:.0%} of the image is gone" if below.size
             else "never falls to half")
-    passed = bool(insertion - deletion >= 0.1)
+    passed = insertion - deletion >= 0.1
     sentence = (
-        f"Removing the pixels this map ranks highest first, the class probability (at first {start:.0%}) {fall}; "
-        f"area under the deletion curve {deletion:.2f} (lower is better). Revealing them first on a blurred copy, "
-        f"the area under the insertion curve is {insertion:.2f} (higher is better). "
+        f"Removing the pixels this map ranks highest first, the model's probability for this class (at first "
+        f"{percent(start)}) {fall}; on average it is {percent(deletion)} while the pixels are removed (lower is better) "
+        f"and {percent(insertion)} while they are revealed, most important first, on a blurred copy (higher is better). "
         + ("The map points at what the model relies on." if passed else
            "The map's order says little about what the model relies on here.")
     )
-    return {"check": "deletion and insertion", "passed": passed, "sentence": sentence}
+    return _verdict(check, "passed" if passed else "failed", sentence)
 
 
-def randomisation_verdict(result: Randomisation, index: int = 0, method: str = "") -> dict:
-    """The randomisation check in words: does the map depend on what the model learned?"""
+def randomisation_verdict(result: Randomisation, index: int = 0, method: str = "", *, empty: bool = False) -> dict:
+    """The randomisation check in words: does the map depend on what the model learned? ``empty``:
+    the map itself is empty, so there is nothing to compare."""
+    check = "model randomisation"
+    if empty:
+        return _verdict(check, "cannot tell", (
+            "This heat map is empty (the same value everywhere), so there is nothing to compare with the maps of a model "
+            "whose learned weights are replaced by random ones: this check cannot tell whether it shows what the model learned."))
     last = float(result.correlation[index, -1])
     lowest = result.layers[-1].split(" … ")[-1]
     everything = f"every layer from {result.layers[0].split(' … ')[0]} down to {lowest} random"
+    if result.empty is not None and result.empty[index, -1]:
+        return _verdict(check, "cannot tell", (
+            f"With {everything}, the method gives an empty map, so the two maps cannot be compared place by place: "
+            "this check cannot tell whether the heat map shows what the model learned."))
+    similar = f"similarity {last:.2f}, where 1 means the same places stand out and 0 means unrelated, with {everything}"
     if last >= FLAG_CORRELATION:
-        verdict = (f"This heat map barely changes when the model's learned weights are replaced by random ones "
-                   f"(rank correlation {last:.2f} with {everything}): it does not show what this model learned; do not trust it.")
-        passed = False
+        state, verdict = "failed", (f"This heat map barely changes when the model's learned weights are replaced by random ones "
+                                    f"({similar}): it does not show what this model learned; do not trust it.")
     elif last >= CHANGED_CORRELATION:
-        verdict = (f"This heat map changes only in part when the model's learned weights are replaced by random ones "
-                   f"(rank correlation {last:.2f} with {everything}): it depends on what the model learned, but not only; read it with care.")
-        passed = None
+        state, verdict = "partly", (f"This heat map changes only in part when the model's learned weights are replaced by random "
+                                    f"ones ({similar}): it depends on what the model learned, but not only; read it with care.")
     else:
-        verdict = (f"This heat map changes completely when the model's learned weights are replaced by random ones "
-                   f"(rank correlation {last:.2f} with {everything}): it depends on what the model learned.")
-        passed = True
+        state, verdict = "passed", (f"This heat map changes completely when the model's learned weights are replaced by random "
+                                    f"ones ({similar}): it depends on what the model learned.")
     first = float(result.correlation[index, 0])
     if len(result.layers) > 1 and first >= 0.9:
-        verdict += (f" With only the last layer ({result.layers[0]}) random it stays the same ({first:.2f}): "
+        verdict += (f" With only the last layer ({result.layers[0]}) random it stays the same (similarity {first:.2f}): "
                     "it shows what the network responds to more than why it chose this class.")
-    return {"check": "model randomisation", "passed": passed, "sentence": verdict}
+    return _verdict(check, state, verdict)
 
 
 def completeness_verdict(completeness: dict, index: int = 0) -> dict:
@@ -457,8 +530,7 @@ def completeness_verdict(completeness: dict, index: int = 0) -> dict:
     total = float(np.asarray(completeness["attribution_sum"])[index])
     change = float(np.asarray(completeness["score"])[index] - np.asarray(completeness["baseline_score"])[index])
     passed = gap <= 0.05
-    sentence = (f"The attributions add up to {total:.4g}; the class score changes by {change:.4g} from the baseline "
-                f"to the image: a gap of {gap:.1%}. "
-                + ("The path was followed closely enough." if passed else "Use more steps for a faithful account."))
-    return {"check": "completeness", "passed": passed, "sentence": sentence}
-
+    sentence = (f"The pixels' shares add up to {total:.3g}, and the model's score for the class changes by {change:.3g} "
+                f"from the starting picture (the baseline) to the image: they differ by {gap:.1%} of that change. "
+                + ("The method followed the path closely enough." if passed else "Use more steps for a faithful account."))
+    return _verdict("completeness", "passed" if passed else "failed", sentence)

@@ -45,8 +45,10 @@ class Explanation:
     ``weights``: float32 (N, C), class activation maps only: each channel's
     weight (for HiResCAM and LayerCAM, which weigh each position, the spatial
     mean of what multiplies the channel; for Eigen-CAM, the principal
-    direction); ``ranking``: int64 (N, C), class activation maps only, channels
-    by their share of the map, largest first; ``attributions``: float32
+    direction); ``shares``: float32 (N, C), class activation maps only, each
+    channel's part of the map (its term summed over the map's positions);
+    ``ranking``: int64 (N, C), class activation maps only, channels by their
+    share of the map, largest first; ``attributions``: float32
     (N, H, W, C), pixel attributions only, one value per colour channel. ``settings``: the options used;
     ``details``: method-specific numbers (e.g. Integrated Gradients' scores at
     the baseline, for the completeness check). ``layer_reason``: when the layer
@@ -67,6 +69,7 @@ class Explanation:
     title: str
     settings_words: str = ""
     weights: np.ndarray | None = None
+    shares: np.ndarray | None = None
     ranking: np.ndarray | None = None
     attributions: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
@@ -75,6 +78,18 @@ class Explanation:
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])
+
+    def map_shares(self, index: int = 0) -> np.ndarray:
+        """float64 (C,): each channel's part of image ``index``'s map as a fraction of all the
+        evidence for the class in it (the channels' positive parts added up); 0 for every channel
+        of a map with no evidence. Class activation maps only (``ChoiceError`` otherwise)."""
+        if self.shares is None:
+            from ..errors import ChoiceError
+
+            raise ChoiceError(f"{self.title} does not weigh channels, so it has no share per channel (class activation maps have).")
+        shares = np.asarray(self.shares[index], dtype=np.float64)
+        total = float(np.clip(shares, 0.0, None).sum())
+        return shares / total if total > 0 else np.zeros_like(shares)
 
     def at_input_size(self, index: int = 0) -> np.ndarray:
         """float32 (H, W) in 0..1: image ``index``'s display map, resized (bilinear) to the model input."""

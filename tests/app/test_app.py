@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import actviz.core.probe
 from actviz.serve.server import reset_server, server
-from visit import APP, png_bytes, texts
+from visit import APP, png_bytes, read, texts
 
 
 def test_first_screen_shows_prediction_and_first_conv_layer(app):
@@ -19,6 +19,24 @@ def test_first_screen_shows_prediction_and_first_conv_layer(app):
     assert "block1_conv1 · Conv2D · 56 x 56 x 16" in text
     assert "feature map" in text.lower()
     assert len(at.image) >= 3  # the input image and two grids
+
+
+def test_the_answer_is_said_as_people_say_a_chance(app):
+    """The header's chance is the demo model's own probability for digit 0 (plain Keras on the
+    sample divided by 255), rounded for people: never "100.0%" for a chance that is not certain."""
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    from actviz.demo import MODEL, SAMPLES
+    from actviz.draw.rounding import percent
+
+    model = keras.saving.load_model(MODEL, compile=False)
+    pixels = np.asarray(Image.open(SAMPLES / "digit_0.png").convert("L"), np.float32)[None, :, :, None] / 255
+    chance = float(np.asarray(model(pixels))[0].max())
+    at = app.run()
+    assert not at.exception
+    assert f"The model says: **digit 0** ({percent(chance)} sure)" in texts(at)
 
 
 def _operator_samples(folder, names):
@@ -329,7 +347,6 @@ def test_the_sidebar_and_the_uploaded_image_stay_when_a_link_opens_another_page(
     at.sidebar.file_uploader(key="image_upload").set_value(("mine.png", demo_samples()[7].read_bytes(), "image/png")).run()
     at.sidebar.selectbox(key="preprocess").set_value("rescale")
     at.sidebar.radio(key="contrast").set_value("layer")
-    at.sidebar.toggle(key="all_layers").set_value(True)
     at.sidebar.selectbox(key="cmap").set_value("magma").run()
     at.switch_page("views/why.py").run()
     assert "The model says: **digit 7**" in texts(at)
@@ -339,4 +356,131 @@ def test_the_sidebar_and_the_uploaded_image_stay_when_a_link_opens_another_page(
     assert "The model says: **digit 7**" in texts(at) and "mine.png" in at.image[0].proto.imgs[0].caption  # ... on the visitor's image
     assert at.sidebar.radio(key="image_source").value == "Upload an image"
     assert at.sidebar.selectbox(key="preprocess").value == "rescale" and at.sidebar.radio(key="contrast").value == "layer"
-    assert at.sidebar.toggle(key="all_layers").value and at.sidebar.selectbox(key="cmap").value == "magma"
+    assert at.sidebar.selectbox(key="cmap").value == "magma"  # the every-layer switch: see test_every_layer_switch_...
+
+
+def test_a_finished_job_leaves_no_stop_button():
+    """views.common.run_job: the Stop button and the progress bar are there while the job runs and go
+    when it is done (before, the Stop button stayed beside "Make these pictures")."""
+    def page():
+        import streamlit as st
+
+        from views.common import run_job
+
+        def work(report):
+            for step in range(3):
+                report(step + 1, 3)
+            return "counted"
+
+        st.write(run_job("Counting", work, key="count"))
+
+    at = AppTest.from_function(page, default_timeout=60).run()
+    assert not at.exception
+    assert "counted" in [m.value for m in at.markdown]
+    assert not [button for button in at.button if button.key == "stop_count"]
+
+
+def test_the_operators_title_and_description(app, monkeypatch):
+    """ACTVIZ_TITLE and ACTVIZ_DESCRIPTION (environment or Streamlit secrets) say what the page is about;
+    the description is Markdown, and HTML in it is shown as text, never run."""
+    monkeypatch.setenv("ACTVIZ_TITLE", "Pneumonia on chest X-rays")
+    at = app
+    at.secrets["ACTVIZ_DESCRIPTION"] = "A **VGG16** trained on chest X-rays: NORMAL or PNEUMONIA. <script>alert(1)</script>"
+    at.run()
+    assert not at.exception and not at.error
+    assert read(at.title[0].value) == "Pneumonia on chest X-rays" and "What the network sees" not in texts(at)
+    described = [m for m in at.markdown if "VGG16" in m.value]
+    assert len(described) == 1 and described[0].value.startswith("A **VGG16** trained") and not described[0].proto.allow_html
+    plain = AppTest.from_file(APP, default_timeout=180)
+    monkeypatch.delenv("ACTVIZ_TITLE")
+    plain.run()
+    assert plain.title[0].value == "What the network sees" and "VGG16" not in texts(plain)
+
+
+def _configured(monkeypatch, tmp_path, flat_model, choices=None):
+    flat_model.save(tmp_path / "mine.keras")
+    monkeypatch.setenv("ACTVIZ_MODEL", str(tmp_path / "mine.keras"))
+    monkeypatch.setenv("ACTVIZ_SAMPLES", str(_operator_samples(tmp_path / "samples", ["one.png"])))
+    if choices is not None:
+        monkeypatch.setenv("ACTVIZ_MODEL_CHOICES", choices)
+
+
+def test_the_operator_offers_the_configured_model_only(app, monkeypatch, tmp_path, flat_model):
+    _configured(monkeypatch, tmp_path, flat_model, "model")
+    at = app.run()
+    assert not at.exception and not at.error
+    assert not [r for r in at.sidebar.radio if r.key == "model_source"]  # one model: nothing to choose
+    assert "conv_1 · Conv2D" in texts(at) and "digit" not in texts(at)
+    assert not at.sidebar.get("file_uploader")
+
+
+def test_the_operator_offers_the_model_and_the_demo(app, monkeypatch, tmp_path, flat_model):
+    _configured(monkeypatch, tmp_path, flat_model, "model,demo")
+    at = app.run()
+    assert at.sidebar.radio(key="model_source").options == ["Configured model", "Demo: handwritten digits"]
+    at.sidebar.radio(key="model_source").set_value("Demo: handwritten digits").run()
+    assert not at.exception and not at.error and "The model says: **digit" in texts(at)
+
+
+def test_an_upload_not_given_yet_shows_the_operators_model_when_the_demo_is_not_offered(app, monkeypatch, tmp_path, flat_model):
+    _configured(monkeypatch, tmp_path, flat_model, "upload, model")
+    at = app.run()
+    assert at.sidebar.radio(key="model_source").options == ["Upload a model file", "Configured model"]
+    assert at.sidebar.radio(key="model_source").value == "Upload a model file"  # the first offered comes first
+    assert not at.exception and not at.error
+    assert "Until a file is uploaded, the configured model is shown." in [c.value for c in at.sidebar.caption]
+    assert "conv_1 · Conv2D" in texts(at) and "digit" not in texts(at)
+
+
+def test_offering_a_configured_model_that_is_not_there_is_said_plainly(app, monkeypatch):
+    monkeypatch.setenv("ACTVIZ_MODEL_CHOICES", "model,demo")
+    at = app.run()
+    assert not at.exception
+    assert any(read(e.value).startswith("ACTVIZ_MODEL_CHOICES offers 'model', but no model is configured: set ACTVIZ_MODEL")
+               for e in at.error)
+    monkeypatch.setenv("ACTVIZ_MODEL_CHOICES", "everything")
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert any("ACTVIZ_MODEL_CHOICES is 'everything'; it takes one or more of model, demo, upload" in read(e.value) for e in at.error)
+
+
+def test_layers_to_show_are_kept_in_network_order(app):
+    """The help says "in network order": the choice reads that way whatever the order of the clicks."""
+    at = app.run()
+    at.sidebar.multiselect[0].set_value(["block3_conv2", "block1_conv1", "block1_pool"]).run()
+    assert not at.exception and not at.error and not at.warning
+    assert at.sidebar.multiselect[0].value == ["block1_conv1", "block1_pool", "block3_conv2"]
+    # the demo has no layer with an image-like output besides its convolutions and poolings: the switch says so and is off
+    switch = at.sidebar.toggle(key="all_layers")
+    assert switch.disabled and "no other layers with an image-like output" in switch.help
+
+
+def test_every_layer_switch_adds_layers_and_keeps_the_ones_chosen(app, keras, monkeypatch, tmp_path):
+    """A model with batch normalisation and activation layers: the switch offers them; turning it off
+    keeps the convolutions chosen and names the layer it can no longer show."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_1")(inputs)
+    x = keras.layers.BatchNormalization(name="norm_1")(x)
+    x = keras.layers.ReLU(name="relu_1")(x)
+    x = keras.layers.MaxPooling2D(name="pool_1")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_2")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name="probs")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    keras.Model(inputs, outputs).save(tmp_path / "normed.keras")
+    monkeypatch.setenv("ACTVIZ_MODEL", str(tmp_path / "normed.keras"))
+    monkeypatch.setenv("ACTVIZ_SAMPLES", str(_operator_samples(tmp_path / "samples", ["one.png"])))
+    at = app.run()
+    switch = at.sidebar.toggle(key="all_layers")
+    assert not switch.disabled and "norm_1, relu_1" in read(switch.help)
+    assert "norm_1" not in at.sidebar.multiselect[0].options
+    switch.set_value(True).run()
+    assert {"norm_1", "relu_1"} <= set(at.sidebar.multiselect[0].options)
+    assert at.sidebar.multiselect[0].value == ["conv_1", "conv_2"]  # the choice is kept when the switch changes
+    at.sidebar.multiselect[0].set_value(["conv_1", "conv_2", "norm_1"]).run()
+    assert at.sidebar.multiselect[0].value == ["conv_1", "norm_1", "conv_2"]
+    at.switch_page("views/why.py").run()
+    at.button(key="cam_show_1").click().run()  # a link to the one-channel page: the switch stays on
+    assert not at.exception and not at.error and "One channel up close" in texts(at)
+    assert at.sidebar.toggle(key="all_layers").value
+    at.sidebar.toggle(key="all_layers").set_value(False).run()
+    assert not at.exception and not at.error
+    assert at.sidebar.multiselect[0].value == ["conv_1", "conv_2"]
+    assert "Shown only with every layer: norm\\_1." in [c.value for c in at.sidebar.caption]

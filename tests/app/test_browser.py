@@ -14,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+#: The first picture (the image in the header) is loaded: until then it has no height.
+LOADED = "() => { const img = document.querySelector('[data-testid=\"stImage\"] img'); return img && img.complete && img.naturalHeight > 0 }"
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSpinner\"]')"
 
 
@@ -235,3 +237,68 @@ def test_concepts_view_in_a_real_browser(server, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "concepts.png").stat().st_size > 10_000
+
+
+def _page_titles() -> list[str]:
+    """The pages' titles, in order, as app.py lists them (read, not imported: importing it runs the app)."""
+    import ast
+
+    for node in ast.parse((ROOT / "app.py").read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PAGES":
+            return [title for _, title, _, _ in ast.literal_eval(node.value)]
+    raise AssertionError("app.py lists no PAGES")
+
+
+def _box(locator) -> dict:
+    """An element's box in the page (x, y, width, height in CSS pixels), the page scrolled to the top."""
+    box = locator.bounding_box()
+    assert box and box["width"] > 0 and box["height"] > 0, locator
+    return box
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+@pytest.mark.parametrize("width, height, sidebar", [(1024, 768, True), (1280, 800, True), (390, 844, False)],
+                         ids=["projector-1024", "laptop-1280", "phone-390"])
+def test_header_prediction_and_every_page_fit_the_screen(server, tmp_path, width, height, sidebar):
+    """A projector's 1024 pixels with the sidebar open, a laptop's 1280, a phone's 390 with the sidebar
+    folded: the title, every page of the navigation, the image and the model's answer are on the page,
+    none under another or under the sidebar, nothing wider than the screen, and the answer is on the
+    first screen."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(server)
+            page.get_by_text("The model says").first.wait_for(timeout=120_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            page.wait_for_function(LOADED, timeout=60_000)
+            side = page.locator('[data-testid="stSidebar"]').bounding_box()
+            left = side["x"] + side["width"] if side else 0
+            assert (left > 0) == sidebar, side  # open on the projector and the laptop, folded on the phone
+            # Streamlit keeps a hidden twin of each link (for its tooltip): the visible ones are the links
+            links = page.locator('.st-key-navigation [data-testid="stPageLink-NavLink"] >> visible=true')
+            titles = _page_titles()
+            links.nth(len(titles) - 1).wait_for(timeout=60_000)
+            assert links.count() == len(titles)
+            assert all(title in links.nth(n).inner_text() for n, title in enumerate(titles))
+            boxes = {f"link {n}": _box(links.nth(n)) for n in range(links.count())}
+            boxes["title"] = _box(page.locator("h1").first)
+            boxes["image"] = _box(page.locator('[data-testid="stImage"] img').first)
+            boxes["answer"] = _box(page.locator("h4").filter(has_text="The model says"))
+            for name, box in boxes.items():
+                assert box["x"] >= left and box["x"] + box["width"] <= width, (name, box, left)
+            names = list(boxes)
+            for n, first in enumerate(names):
+                for second in names[n + 1:]:
+                    assert not _overlap(boxes[first], boxes[second]), (first, boxes[first], second, boxes[second])
+            assert boxes["answer"]["y"] + boxes["answer"]["height"] <= height, boxes["answer"]  # on the first screen
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(tmp_path / f"first-screen-{width}.png"))
+        finally:
+            browser.close()

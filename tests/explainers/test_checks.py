@@ -176,3 +176,89 @@ def test_run_checks_json_verdicts_and_cancel(demo):
     for a, b in zip(before, opened.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert CURVE_STEPS == 32
+
+
+@pytest.fixture(scope="module")
+def dark_model(keras):
+    """6x6x1 input; conv (kernel 0, bias -1, ReLU) is 0 everywhere; Flatten, Dense(2, softmax) with a
+    bias: the model answers class 0 (73%) whatever the image, and Grad-CAM at conv is 0 everywhere."""
+    inputs = keras.Input((6, 6, 1))
+    conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")
+    dense = keras.layers.Dense(2, activation="softmax", name="probs")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(conv(inputs))))
+    conv.set_weights([np.zeros((3, 3, 1, 2), np.float32), np.full(2, -1.0, np.float32)])
+    dense.set_weights([np.ones((72, 2), np.float32), np.array([1.0, 0.0], np.float32)])
+    return model
+
+
+def test_an_empty_map_is_never_called_trustworthy(dark_model, rng):
+    from actviz.explainers.checks import empty_map
+
+    probe, batch = Probe(dark_model), rng.random((1, 6, 6, 1), dtype=np.float32)
+    cam = explain(probe, batch, method="gradcam", layer="conv")
+    assert not cam.heatmap.any() and empty_map(cam.heatmap[0])
+    checks = run_checks(probe, batch, cam, steps=4, depths=1)
+    assert checks.empty.tolist() == [True]
+    # with only the top layer random, the conv is still 0 everywhere: the random map is empty too
+    assert checks.randomisation.empty.tolist() == [[True]] and checks.randomisation.correlation[0, 0] == 0.0
+    verdicts = checks.verdicts(0)
+    assert [v["check"] for v in verdicts] == ["deletion and insertion", "model randomisation"]
+    assert all(v["passed"] is None and v["state"] == "cannot tell" for v in verdicts), verdicts
+    assert all("This heat map is empty" in v["sentence"] and "cannot tell" in v["sentence"] for v in verdicts)
+    assert not any("depends on what the model learned" in v["sentence"] for v in verdicts)
+
+
+def test_empty_map_tolerance_is_one_grey_level():
+    from actviz.explainers.checks import EMPTY_SPREAD, empty_map
+
+    assert EMPTY_SPREAD == 1 / 255
+    assert empty_map(np.zeros((4, 4))) and empty_map(np.ones((4, 4))) and empty_map(np.full((4, 4), 0.3))
+    almost = np.full((4, 4), 0.5)
+    almost[0, 0] += 0.9 / 255  # less than one grey level: nothing a person could see
+    assert empty_map(almost)
+    almost[0, 0] += 0.2 / 255
+    assert not empty_map(almost)
+
+
+def test_a_class_the_model_gives_no_chance_cannot_fall_to_half(pixel_model):
+    from actviz.explainers import checks
+
+    model, w = pixel_model
+    x = (-3.0 * np.sign(w))[None, :, :, None].astype(np.float32)  # logit_1 - logit_0 = -3 sum|w|: class 1 near 0
+    probe = Probe(model)
+    result = explain(probe, x, method="saliency", class_index=1)  # the gradient: w, whatever the image
+    assert result.probability[0] < 1e-3 and not checks.empty_map(result.heatmap[0])
+    verdict = run_checks(probe, x, result, steps=4, randomisation=False).verdicts(0)[0]
+    assert verdict["passed"] is None and verdict["state"] == "cannot tell"
+    assert verdict["sentence"].startswith("The model gives this class almost no chance (under 0.1%), so there is nothing for the map to explain")
+    assert "falls to half" not in verdict["sentence"]
+
+
+def test_a_comparison_with_an_empty_random_map_cannot_tell():
+    from actviz.explainers.checks import Randomisation, randomisation_verdict
+
+    layers = ["probs", "conv_2", "conv_1"]
+    kept = Randomisation(layers=layers, correlation=np.array([[0.95, 0.2, 0.0]]), flagged=np.array([False]),
+                         empty=np.array([[False, False, True]]))
+    verdict = randomisation_verdict(kept, 0)
+    assert verdict["passed"] is None and verdict["state"] == "cannot tell"
+    assert verdict["sentence"].startswith("With every layer from probs down to conv_1 random, the method gives an empty map")
+    changed = randomisation_verdict(Randomisation(layers=layers, correlation=np.array([[0.95, 0.2, 0.1]]), flagged=np.array([False]),
+                                                  empty=np.zeros((1, 3), bool)), 0)
+    assert changed["passed"] is True and changed["state"] == "passed" and "depends on what the model learned" in changed["sentence"]
+    partly = randomisation_verdict(Randomisation(layers=layers, correlation=np.array([[0.4, 0.4, 0.4]]), flagged=np.array([False])), 0)
+    assert partly["passed"] is None and partly["state"] == "partly" and "read it with care" in partly["sentence"]
+
+
+def test_verdicts_speak_plainly_and_keep_their_sources_apart(demo):
+    opened, batch = demo
+    probe = opened.probe
+    cam = explain(probe, batch, method="gradcam")
+    verdicts = run_checks(probe, batch, cam, steps=8, depths=2).verdicts(0)
+    for verdict in verdicts:
+        assert {"check", "passed", "state", "sentence", "reference"} <= set(verdict)
+        assert verdict["passed"] == {"passed": True, "failed": False}.get(verdict["state"])
+        assert "et al." not in verdict["sentence"] and "correlation" not in verdict["sentence"] and "area under" not in verdict["sentence"]
+        assert verdict["reference"].endswith(".")
+    assert "Adebayo et al. 2018" in verdicts[1]["reference"] and "Spearman" in verdicts[1]["reference"]
+    assert "similarity" in verdicts[1]["sentence"]

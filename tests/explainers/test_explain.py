@@ -27,8 +27,12 @@ def test_grad_cam_exact_values(hand_set):
     np.testing.assert_allclose(cam.weights[0], [1 / 6, 1 / 12], rtol=1e-6)
     np.testing.assert_allclose(cam.heatmap[0], np.arange(1, 7).reshape(2, 3) / 6, rtol=1e-6)
     assert cam.layer == "conv" and cam.ranking[0].tolist() == [0, 1]
+    # each channel's part of the map: weight x its map summed (x sums to 21): [21/6, -21/12], of the positive total 3.5
+    np.testing.assert_allclose(cam.shares[0], [3.5, -1.75], rtol=1e-6)
+    np.testing.assert_allclose(cam.map_shares(0), [1.0, -0.5], rtol=1e-6)
     other = explain(Probe(hand_set), x, method="gradcam", class_index=1)  # weights [0, 1/6]: relu(-x/6) = 0 everywhere
     np.testing.assert_array_equal(other.heatmap[0], np.zeros((2, 3), np.float32))
+    np.testing.assert_array_equal(other.map_shares(0), [0.0, 0.0])  # no evidence for the class: no share to give
     with pytest.raises(ClassNotFoundError, match="numbered 0 to 1"):
         explain(Probe(hand_set), x, method="gradcam", class_index=5)
 

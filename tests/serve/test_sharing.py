@@ -166,7 +166,7 @@ def test_every_setting_has_one_policy():
         named |= set(re.findall(r"ACTVIZ_[A-Z_]+[A-Z]", path.read_text()))
     assert named - {"ACTVIZ_"} <= set(SETTINGS), sorted(named - set(SETTINGS))
     for name, setting in SETTINGS.items():
-        if setting.kind in ("int", "float", "bool", "choice"):
+        if setting.kind in ("int", "float", "bool", "choice", "list"):
             with pytest.raises(SettingError, match=name):
                 value(name, {name: "not-a-value"})
         assert value(name, {}) == setting.default
