@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..draw.resample import enlarge, upsample
+from ..draw.rounding import percent
 
 #: How a raw map becomes the 0..1 picture, in words a caption can use.
 DISPLAY_RULES = {
@@ -109,7 +110,7 @@ class Explanation:
         label = class_labels(chosen + 1, class_names)[chosen]
         where = f" at layer {self.layer}" if self.layer else ""
         used = f" ({self.settings_words})" if self.settings_words else ""
-        return f"{self.title}{where}{used}, for {label} (probability {self.probability[index]:.1%}): {DISPLAY_RULES[self.display]}."
+        return f"{self.title}{where}{used}, for {label} (probability {percent(float(self.probability[index]))}): {DISPLAY_RULES[self.display]}."
 
     def _repr_png_(self) -> bytes:  # a notebook shows the first image's map by itself
         from ..draw.figures import picture_png
