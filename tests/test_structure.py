@@ -106,7 +106,7 @@ def test_docstring_examples_run():
     import importlib
 
     for name in ("actviz.draw.grids", "actviz.draw.resample", "actviz.draw.stats", "actviz.core.predictions", "actviz.text", "actviz.serve.stores", "actviz.explainers.registry", "actviz.explainers.occlusion", "actviz.dataset.views", "actviz.settings", "actviz.serve.server",
-                 "actviz.explainers.checks", "actviz.draw.rounding", "actviz.draw.tables", "actviz.concepts.crops", "actviz.concepts.factorise", "actviz.concepts.shortcuts", "actviz.concepts.tcav"):
+                 "actviz.explainers.checks", "actviz.draw.rounding", "actviz.draw.tables", "actviz.core.batches", "actviz.concepts.crops", "actviz.concepts.factorise", "actviz.concepts.shortcuts", "actviz.concepts.tcav"):
         module = importlib.import_module(name)
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, (name, result)

@@ -156,8 +156,15 @@ def head_batch_size(
 
 
 def _size(count: int) -> str:
-    """Bytes in words: "640 MB", "2.1 GB"."""
-    return f"{count / 1024**3:.1f} GB" if count >= 1024**3 else f"{max(1, round(count / 1024**2)):,} MB"
+    """Bytes in words: "640 MB", "2.1 GB", "0.05 MB".
+
+    >>> _size(640 * 1024**2), _size(int(2.1 * 1024**3)), _size(52_429)
+    ('640 MB', '2.1 GB', '0.05 MB')
+    """
+    megabytes = count / 1024**2
+    if count >= 1024**3:
+        return f"{count / 1024**3:.1f} GB"
+    return f"{round(megabytes):,} MB" if megabytes >= 9.5 else f"{megabytes:.2g} MB"
 
 
 def slices(total: int, size: int) -> Iterator[slice]:

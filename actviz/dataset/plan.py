@@ -31,6 +31,7 @@ from ..errors import ActvizError, BudgetError, ChoiceError, ImageError
 from ..core.batches import largest_map_bytes, pass_bytes
 from ..core.passes import flops, seconds
 from ..core.predictions import class_count, class_labels
+from ..draw.rounding import for_people
 from ..inputs.preprocessing import choose_preprocessing, preprocess
 from .sources import DatasetError, Source
 from .summary import MAX_CELL_CLASSES, Layout, Summary, batch_summary, skipped_only
@@ -123,7 +124,7 @@ def fitting_batch(probe: Any, image_shape: tuple, each: int, requested: int) -> 
     if fits < 1:
         raise BudgetError(
             f"Running the model over images of {image_shape[0]} x {image_shape[1]} pixels takes about "
-            f"{each / 1024**2:,.0f} MB of memory an image, more than the {probe.max_bytes / 1024**2:,.0f} MB this run may "
+            f"{for_people(each / 1024**2)} MB of memory an image, more than the {for_people(probe.max_bytes / 1024**2)} MB this run may "
             "use. Nothing was run. Give the run more memory, choose fewer layers or a smaller image size."
         )
     return int(min(requested, fits))
