@@ -117,7 +117,13 @@ class Target:
         exp = np.exp(flat - flat.max(axis=1, keepdims=True))
         return self.scores(exp) / exp.sum(axis=1)
 
-    def output_probability(self, outputs: np.ndarray) -> np.ndarray:
-        """float32 (N,): the model's own output for each image's class (``1 - p`` for class 0 of one sigmoid)."""
+    def output_probability(self, outputs: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
+        """float32 (N,): each image's chance of its class. The model's own output where it reads as
+        probabilities (every value in 0..1: softmax, one or several sigmoids; ``1 - p`` for class 0
+        of one sigmoid); a model that outputs raw scores (no softmax or sigmoid at its end, as
+        keras_hub's classifiers by default) gets the probability its ``logits`` make, never a
+        score called a probability."""
         values = np.asarray(outputs, dtype=np.float64).reshape(len(self), -1)
+        if logits is not None and values.size and not (values.min() >= 0 and values.max() <= 1):
+            return self.probabilities(logits).astype(np.float32)
         return np.array([per_class(row)[int(c)] for row, c in zip(values, self.classes)], dtype=np.float32)

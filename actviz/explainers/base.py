@@ -50,7 +50,7 @@ class Explainer:
         return Explanation(
             method=self.info.name, family=self.info.family, layer=None if self.layer is None else self.layer.name,
             input_size=tuple(batch.shape[1:3]), class_index=np.asarray(target.classes, dtype=np.int64),
-            probability=target.output_probability(outputs), score=target.scores(logits).astype(np.float32),
+            probability=target.output_probability(outputs, logits), score=target.scores(logits).astype(np.float32),
             raw=raw.astype(np.float32), heatmap=display_map(raw, self.info.display, attributions),
             predictions=np.asarray(outputs), display=self.info.display, title=self.info.title,
             settings_words=self.info.words(settings), settings=settings,

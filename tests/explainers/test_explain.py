@@ -37,6 +37,24 @@ def test_grad_cam_exact_values(hand_set):
         explain(Probe(hand_set), x, method="gradcam", class_index=5)
 
 
+def test_a_model_that_outputs_raw_scores_is_given_probabilities_not_scores(keras):
+    """No softmax at the end (keras_hub's classifiers by default): the chance said for the class is
+    the softmax of the model's outputs (numpy), not an output of -3 called "0%" or 4.7 called "470%"."""
+    inputs = keras.Input((2, 3, 1))
+    conv = keras.layers.Conv2D(2, 1, use_bias=False, name="conv")
+    dense = keras.layers.Dense(2, name="scores")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(conv(inputs))))
+    conv.set_weights([np.array([1.0, -1.0], np.float32).reshape(1, 1, 1, 2)])
+    dense.set_weights([np.array([[1.0, 0.0], [0.5, 1.0]], np.float32), np.array([0.0, 1.0], np.float32)])
+    x = np.arange(1, 7, dtype=np.float32).reshape(1, 2, 3, 1)
+    outputs = np.asarray(model(x), dtype=np.float64)[0]  # [1.75, -2.5]: scores outside 0..1
+    softmax = np.exp(outputs - outputs.max()) / np.exp(outputs - outputs.max()).sum()
+    for class_index in (0, 1):
+        cam = explain(Probe(model), x, method="gradcam", class_index=class_index)
+        np.testing.assert_allclose(cam.probability[0], softmax[class_index], rtol=1e-5)
+    assert "(probability 1.4%)" in cam.caption(0)
+
+
 def keras_io_grad_cam(keras, model, layer_name, x, class_index):
     """The keras.io Grad-CAM recipe, on a copy of the model whose last softmax is removed."""
     import tensorflow as tf
