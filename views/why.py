@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from actviz.core.predictions import class_count, class_labels, class_probabilities, predicted_class
+from actviz.core.predictions import class_count, class_labels, class_probabilities, is_probability, predicted_class
 from actviz.draw.figures import overlay
 from actviz.draw.rounding import for_people, percent
 from actviz.explainers.attributions import black_input
@@ -86,13 +86,15 @@ def target_ui(context: Context) -> tuple[int, str, float]:
     prediction = context.result.predictions[0][0]
     labels = class_labels(class_count(prediction), context.class_names)
     probability = dict(class_probabilities(prediction, context.class_names))
+    # a model without softmax or sigmoid at its end gives scores: shown as scores, never as percentages
+    said = percent if is_probability(prediction) else (lambda value: f"score {for_people(value)}")
     table = context.opened.probe.table
     offered = [info.name for info in table.cam_layers]
     default, reason = table.default_cam_layer()
     left, middle, right = st.columns(3)
     class_index = left.selectbox(
         "Explain the answer", list(range(len(labels))), index=predicted_class(prediction), key="cam_class",
-        format_func=lambda i: f"{labels[i]} ({percent(probability.get(labels[i], 0))})",
+        format_func=lambda i: f"{labels[i]} ({said(probability.get(labels[i], 0))})",
     )
     layer = middle.selectbox("Layer of the class activation maps", offered, index=offered.index(default.name), key="cam_layer",
                              help="Deeper layers: coarser maps that speak for whole objects; earlier layers: finer detail.")

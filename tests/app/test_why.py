@@ -163,3 +163,32 @@ def test_why_view_checks_of_a_class_the_model_gives_no_chance(app):
     assert not any("et al." in s or "rank correlation" in s for s in sentences)
     fold = [e for e in at.expander if e.label.startswith("More about these checks")]
     assert fold and "Adebayo et al. 2018" in read(" ".join(c.value for c in fold[0].caption))
+
+
+def test_a_model_that_outputs_raw_scores_shows_scores_and_the_probability_they_make(app, monkeypatch, tmp_path):
+    """No softmax at the model's end: the class choice shows the model's scores as scores, and the
+    map's caption the probability they make (numpy's softmax of the model's own outputs)."""
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    from actviz.draw.rounding import for_people, percent
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="scores")(keras.layers.GlobalAveragePooling2D()(x)))
+    model.save(tmp_path / "scores.keras")
+    (tmp_path / "samples").mkdir()
+    pixels = (np.random.default_rng(1).random((16, 16, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "samples" / "noise.png")
+    monkeypatch.setenv("ACTVIZ_MODEL", str(tmp_path / "scores.keras"))
+    monkeypatch.setenv("ACTVIZ_SAMPLES", str(tmp_path / "samples"))
+    outputs = np.asarray(model(pixels[None].astype(np.float32) / 255), dtype=np.float64)[0]
+    softmax = np.exp(outputs - outputs.max()) / np.exp(outputs - outputs.max()).sum()
+    best = int(outputs.argmax())
+    at = app.run()
+    at.switch_page("views/why.py").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cam_class").options[best] == f"class {best} (score {for_people(outputs[best])})"
+    assert f"(probability {percent(softmax[best])})" in read(" ".join(" ".join(i.captions) for i in at.image))
